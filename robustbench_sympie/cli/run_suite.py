@@ -1,0 +1,163 @@
+"""``run_suite``: evaluate enhancers x models on a corruption benchmark and print the summary.
+
+Heavy modules (torch, torchvision, pandas) are imported only after argument parsing, so
+``run_suite --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+#: what runs when no data argument is given: the embedded demo images, a handful of corruptions
+DEMO_CORRUPTIONS = "clean,gaussian_noise,defocus_blur,fog,contrast,jpeg_compression"
+DEMO_SEVERITIES = "3"
+FULL_CORRUPTIONS = "clean,benchmark"
+FULL_SEVERITIES = "1-5"
+
+
+def parse_severities(text: str) -> list[int]:
+    """``"3"``, ``"1,3,5"`` or ``"1-5"`` -> list of ints."""
+    values: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            lo, _, hi = part.partition("-")
+            values.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"severities must look like 3, 1,3,5 or 1-5; got {text!r}") from None
+    if not values or any(v < 1 or v > 5 for v in values):
+        raise argparse.ArgumentTypeError(f"severities must be within 1..5; got {text!r}")
+    return sorted(set(values))
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_suite",
+        description="Evaluate input enhancers x downstream models on corrupted images (ImageNet-C style). "
+        "With no data argument it runs the main job on the demo images embedded in the package.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--list", action="store_true", help="list registered enhancers, models, datasets and "
+                   "corruptions, then exit")
+    p.add_argument("--enhancer", type=_csv, default=None, metavar="NAMES",
+                   help="comma-separated enhancers (default: identity, plus sympie when weights for the model "
+                   "are packaged)")
+    p.add_argument("--model", type=_csv, default=["efficientnet_lite0"], metavar="NAMES",
+                   help="comma-separated downstream models (any torchvision classifier, efficientnet_lite0..2)")
+    p.add_argument("--weights", default=None, metavar="NAME|PATH",
+                   help="model weights: a torchvision weights name (DEFAULT, IMAGENET1K_V1, V2, ...) or a local "
+                   "state-dict file (default: the model's default weights)")
+    p.add_argument("--enhancer-weights", default=None, metavar="PATH|NAME",
+                   help="weights file (or named entry) for the enhancers that take weights (default: the entry "
+                   "registered for the downstream model)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="evaluate enhancers that need weights without them (reported as NAME[untrained])")
+    p.add_argument("--dataset", default="imagenet-c", help="registered dataset name")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="clean ImageNet-style folder (<wnid>_*.JPEG files or <wnid>/ subfolders); "
+                   "default: the embedded demo images")
+    p.add_argument("--corruptions", default=None, metavar="NAMES",
+                   help="comma-separated corruptions or groups (clean, benchmark, extra, noise, blur, weather, "
+                   f"digital, ...); default: {DEMO_CORRUPTIONS!r} on the demo images, {FULL_CORRUPTIONS!r} with "
+                   "--data-root")
+    p.add_argument("--severities", type=parse_severities, default=None, metavar="LIST",
+                   help=f"severities such as 3, 1,3 or 1-5; default: {DEMO_SEVERITIES} on the demo images, "
+                   f"{FULL_SEVERITIES} with --data-root")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate N images spread evenly over the sorted folder (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="run seed mixed into every sample's corruption seed")
+    p.add_argument("--resize", type=int, default=256, help="shorter side before the centre crop")
+    p.add_argument("--crop", type=int, default=224, help="centre-crop size (ImageNet-C geometry: 256 -> 224)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="DataLoader worker processes (0 = load in the main process)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory for results.csv and summary.md; rerunning the same command resumes "
+                   "there (default: runs/<dataset>-<data folder name or 'demo'>)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return p
+
+
+def print_listing() -> None:
+    from robustbench_sympie.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
+    from robustbench_sympie.data.datasets import list_datasets
+    from robustbench_sympie.enhancers import ENHANCERS
+    from robustbench_sympie.models import list_models
+
+    print("enhancers:  " + ", ".join(ENHANCERS.names()))
+    print("models:     " + ", ".join(list_models()))
+    print("datasets:   " + ", ".join(list_datasets()))
+    families: dict[str, list[str]] = {}
+    for name in CORRUPTIONS.names():
+        families.setdefault(CORRUPTIONS.get(name).family, []).append(name)
+    print("corruptions (clean = uncorrupted, severity 0):")
+    for family, names in families.items():
+        print(f"  {family:12s} {', '.join(names)}")
+    print("corruption groups: " + ", ".join(sorted(CORRUPTION_GROUPS)))
+
+
+def default_enhancers(models: Sequence[str]) -> list[str]:
+    """identity, plus sympie when every requested model has packaged SyMPIE weights."""
+    try:
+        from robustbench_sympie.enhancers.sympie_weights import default_weights_for
+    except ImportError:
+        return ["identity"]
+    usable = all((e := default_weights_for(m)) is not None and e.packaged and e.is_available() for m in models)
+    return ["identity", "sympie"] if usable else ["identity"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from robustbench_sympie.errors import SuiteError
+    from robustbench_sympie.registry import RegistryError, UnknownNameError
+
+    try:
+        if args.list:
+            print_listing()
+            return 0
+        return _run(args)
+    except (SuiteError, UnknownNameError, RegistryError, ValueError) as exc:
+        print(f"run_suite: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("run_suite: interrupted; finished cells are saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    from robustbench_sympie.runner import SuiteConfig, run_suite
+    from robustbench_sympie.summary import format_summary
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    demo = args.data_root is None
+    corruptions = args.corruptions or (DEMO_CORRUPTIONS if demo else FULL_CORRUPTIONS)
+    severities = args.severities or parse_severities(DEMO_SEVERITIES if demo else FULL_SEVERITIES)
+    out = args.out or str(Path("runs") / f"{args.dataset}-{'demo' if demo else Path(args.data_root).name}")
+    config = SuiteConfig(
+        enhancers=args.enhancer or default_enhancers(args.model), models=args.model, dataset=args.dataset,
+        data_root=args.data_root, corruptions=corruptions, severities=severities, seed=args.seed, limit=args.limit,
+        resize=args.resize, crop=args.crop, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        out=out, model_weights=args.weights, enhancer_weights=args.enhancer_weights,
+        allow_untrained=args.allow_untrained, progress=not args.no_progress,
+    )
+    results = run_suite(config)
+    this_run = results[results["model"].isin(config.models)]
+    text = format_summary(this_run)
+    (Path(out) / "summary.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    print(f"\nresults: {Path(out) / 'results.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: the class index, clean image folders, corruptions and evaluation datasets."""

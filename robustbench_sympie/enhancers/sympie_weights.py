@@ -1,0 +1,321 @@
+"""Named SyMPIE weights (in the spirit of torchvision's weights enums), fetching, loading and saving.
+
+Two kinds of entries exist: *downloadable* ones (a URL; the file is cached under
+``$ROBUSTBENCH_SYMPIE_CACHE`` or ``~/.cache/robustbench_sympie/weights/``) and *packaged* ones (a file
+shipped in ``robustbench_sympie/weights/``). Files hold the NEM state dict with the released key layout
+(``backbone.*``, ``out.*``), as ``.pth``/``.pt`` or ``.safetensors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import IO, TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import DataError, WeightsNotFoundError
+
+if TYPE_CHECKING:
+    from .sympie import SympieNEM
+
+__all__ = [
+    "CACHE_ENV",
+    "EFFICIENTNET_LITE0_SAMPLE",
+    "OFFLINE_ENV",
+    "RESNET50_V2_RELEASED",
+    "SYMPIE_WEIGHTS",
+    "DataError",
+    "SympieWeightsEntry",
+    "WeightsNotFoundError",
+    "cache_dir",
+    "default_weights_for",
+    "find_entry",
+    "load_nem_state_dict",
+    "save_nem_weights",
+]
+
+CACHE_ENV = "ROBUSTBENCH_SYMPIE_CACHE"
+OFFLINE_ENV = "ROBUSTBENCH_SYMPIE_OFFLINE"
+#: directory of the weights shipped with the package (looked up at call time, so tests can redirect it)
+PACKAGED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+ZENODO_RECORD = "10930713"
+
+
+# ------------------------------------------------------------------------------------------------
+# Entries
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SympieWeightsEntry:
+    """One named set of NEM weights and where to get it."""
+
+    name: str
+    downstream_model: str
+    url: str | None
+    filename: str
+    packaged: bool = False
+    sha256: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))  # read-only, like the other fields
+
+    def local_path(self) -> Path:
+        """Where the file is (packaged entries) or is cached (downloadable entries)."""
+        return (PACKAGED_DIR if self.packaged else cache_dir()) / self.filename
+
+    def is_available(self) -> bool:
+        """True when the file is on disk now (downloadable entries may still be fetched by :meth:`resolve`)."""
+        return self.local_path().is_file()
+
+    def resolve(self) -> Path:
+        """The local file, downloaded first if needed; :class:`WeightsNotFoundError` if that is impossible."""
+        path = self.local_path()
+        if path.is_file():
+            return path
+        if self.packaged or self.url is None:
+            raise WeightsNotFoundError(
+                f"SyMPIE weights {self.name} (for {self.downstream_model!r}) are not available: {path} is missing. "
+                "Train them (see the training recipe) or pass --enhancer-weights PATH."
+            )
+        if _is_offline():
+            reason = f"{OFFLINE_ENV} is set"
+        else:
+            try:
+                _download(self.url, path, sha256=self.sha256)
+                return path
+            except Exception as exc:  # urllib raises a zoo of types; all mean "not downloadable now"
+                reason = f"download failed: {type(exc).__name__}: {exc}"
+        raise WeightsNotFoundError(self._missing_message(path, reason)) from None
+
+    def _missing_message(self, path: Path, reason: str) -> str:
+        record = self.meta.get("zenodo_record")
+        source = f"{self.url} (Zenodo record {record}, https://zenodo.org/records/{record})" if record else self.url
+        return (
+            f"SyMPIE weights {self.name} (NEM trained for {self.downstream_model!r}) are not in the cache and "
+            f"could not be downloaded ({reason}).\n"
+            f"  expected at: {path}\n"
+            f"  source:      {source}\n"
+            f"Download that file on a machine with internet access and place it at the path above "
+            f"(${CACHE_ENV} selects another cache directory), or pass --enhancer-weights PATH to use a file elsewhere."
+        )
+
+
+RESNET50_V2_RELEASED = SympieWeightsEntry(
+    name="RESNET50_V2_RELEASED",
+    downstream_model="resnet50",
+    url=f"https://zenodo.org/records/{ZENODO_RECORD}/files/sympie.pth?download=1",
+    filename="sympie.pth",
+    meta={
+        "description": "official SyMPIE checkpoint (Barbato et al., MMSys 2024)",
+        "zenodo_record": ZENODO_RECORD,
+        "downstream_weights": "torchvision ResNet50_Weights.IMAGENET1K_V2",
+    },
+)
+
+EFFICIENTNET_LITE0_SAMPLE = SympieWeightsEntry(
+    name="EFFICIENTNET_LITE0_SAMPLE",
+    downstream_model="efficientnet_lite0",
+    url=None,
+    filename="sympie_efficientnet_lite0.safetensors",
+    packaged=True,
+    meta={"description": "NEM trained by this project for EfficientNet-Lite0 (see the sidecar .json)"},
+)
+
+#: all named entries, by name
+SYMPIE_WEIGHTS: dict[str, SympieWeightsEntry] = {
+    entry.name: entry for entry in (RESNET50_V2_RELEASED, EFFICIENTNET_LITE0_SAMPLE)
+}
+
+
+def find_entry(name: str) -> SympieWeightsEntry | None:
+    """The entry called ``name`` (case-insensitive), or ``None``."""
+    return SYMPIE_WEIGHTS.get(name.upper())
+
+
+def default_weights_for(downstream_model: str | None) -> SympieWeightsEntry | None:
+    """The entry trained for ``downstream_model`` (case-insensitive), or ``None`` if there is none."""
+    if downstream_model is None:
+        return None
+    wanted = downstream_model.lower()
+    return next((e for e in SYMPIE_WEIGHTS.values() if e.downstream_model == wanted), None)
+
+
+def cache_dir() -> Path:
+    """Directory of downloaded weights: ``$ROBUSTBENCH_SYMPIE_CACHE`` or ``~/.cache/robustbench_sympie/weights``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "robustbench_sympie" / "weights"
+
+
+def _is_offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Download and atomic writes
+# ------------------------------------------------------------------------------------------------
+@contextmanager
+def _atomic_output(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that appears at ``path`` only when the block completes (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _progress(total: int | None, desc: str) -> Callable[[int], object]:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return lambda n: None
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc).update
+
+
+def _download(url: str, path: Path, *, sha256: str | None = None, timeout: float = 60.0) -> None:
+    """Download ``url`` to ``path`` atomically, checking ``sha256`` when given."""
+    digest = hashlib.sha256()
+    with _atomic_output(path) as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        update = _progress(int(length) if length else None, path.name)
+        while chunk := response.read(1 << 20):
+            out.write(chunk)
+            digest.update(chunk)
+            update(len(chunk))
+        if sha256 is not None and digest.hexdigest() != sha256.lower():
+            raise OSError(f"sha256 mismatch for {url}: got {digest.hexdigest()}, expected {sha256}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------
+def _read_state_file(path: Path) -> Any:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(
+            f"Could not read SyMPIE weights from {path}: {type(exc).__name__}: {exc}. Expected a NEM state dict "
+            "saved with torch.save (tensors only) or a .safetensors file."
+        ) from None
+
+
+def _unwrap_state_dict(state: Any, path: Path) -> dict[str, torch.Tensor]:
+    """Find the NEM state dict in ``state`` (plain, or under state_dict/model/colm) and strip prefixes."""
+    for key in ("state_dict", "model", "colm"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping):
+        raise DataError(f"{path} does not hold a state dict (got {type(state).__name__})")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith("colm.") for k in state):  # a whole released CorrectCol: keep its NEM only
+        state = {k.removeprefix("colm."): v for k, v in state.items() if k.startswith("colm.")}
+    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
+
+
+def _expected_shapes() -> dict[str, torch.Size]:
+    from .sympie import SympieNEM
+
+    with torch.device("meta"):
+        return {k: v.shape for k, v in SympieNEM().state_dict().items()}
+
+
+def _check_keys(state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = _expected_shapes()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k}: {tuple(state[k].shape)} != {tuple(shape)}"
+        for k, shape in expected.items()
+        if k in state and state[k].shape != shape
+    ]
+    if missing or unexpected or wrong:
+        lines = [f"{path} is not a SyMPIE NEM state dict:"]
+        lines += [f"  missing keys: {', '.join(missing)}"] if missing else []
+        lines += [f"  unexpected keys: {', '.join(unexpected)}"] if unexpected else []
+        lines += [f"  shape mismatches: {'; '.join(wrong)}"] if wrong else []
+        raise DataError("\n".join(lines))
+
+
+def load_nem_state_dict(path: str | os.PathLike, nem: SympieNEM | None = None) -> dict[str, torch.Tensor]:
+    """Read, validate and return the NEM state dict in ``path``; load it strictly into ``nem`` when given.
+
+    Accepts ``.pth``/``.pt`` (read with ``weights_only=True``) and ``.safetensors``; a plain NEM state dict or
+    one wrapped under ``"state_dict"``/``"model"``/``"colm"``; ``module.``/``colm.`` prefixes are stripped and
+    half-precision tensors cast to float32. A missing ``num_batches_tracked`` counter (no effect in eval) is
+    tolerated. Raises :class:`WeightsNotFoundError` for an absent file and :class:`DataError` for an unreadable
+    one or one whose keys or shapes differ (the message names the file and lists the keys).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"SyMPIE weights file not found: {path}")
+    state = _unwrap_state_dict(_read_state_file(path), path)
+    _check_keys(state, path)
+    if nem is not None:
+        nem.load_state_dict(state, strict=False)  # keys were checked above; only counters may be absent
+    return state
+
+
+# ------------------------------------------------------------------------------------------------
+# Saving
+# ------------------------------------------------------------------------------------------------
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip() if result.returncode == 0 else ""
+    return commit or None
+
+
+def save_nem_weights(
+    nem: SympieNEM, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None, *, half: bool = False
+) -> Path:
+    """Write the NEM state dict (released key layout) to ``.pth``/``.pt``/``.safetensors``, plus ``<path>.json``.
+
+    The sidecar json records the downstream model, training data, iterations and git commit (taken from
+    ``metadata`` when given, the commit otherwise from ``git``), every other ``metadata`` item, and the
+    weights file's sha256. ``half=True`` stores floating tensors as float16. Both files are written atomically.
+    """
+    path = Path(path)
+    if path.suffix not in (".pth", ".pt", ".safetensors"):
+        raise ValueError(f"SyMPIE weights are saved as .pth, .pt or .safetensors, got {path}")
+    state = {k: v.detach().cpu().contiguous() for k, v in nem.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    info: dict[str, Any] = {"downstream_model": None, "training_data": None, "iterations": None}
+    info.update(metadata or {})
+    info.setdefault("git_commit", None)
+    info["git_commit"] = info["git_commit"] or _git_commit()
+    info.update(format="sympie-nem", dtype="float16" if half else "float32")
+    with _atomic_output(path) as out:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save
+
+            out.write(save(state, metadata={"sympie": json.dumps(info, default=str)}))
+        else:
+            torch.save(state, out)
+    info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    sidecar = path.with_name(path.name + ".json")
+    with _atomic_output(sidecar) as out:
+        out.write((json.dumps(info, indent=2, default=str) + "\n").encode())
+    return path

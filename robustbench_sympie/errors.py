@@ -1,0 +1,15 @@
+"""Exceptions with actionable messages, shared across the suite."""
+
+from __future__ import annotations
+
+
+class SuiteError(RuntimeError):
+    """Base class of the errors the command line prints without a traceback."""
+
+
+class WeightsNotFoundError(SuiteError, FileNotFoundError):
+    """Weights that are neither on disk nor downloadable; the message says where to put them."""
+
+
+class DataError(SuiteError, ValueError):
+    """Input data that the suite cannot use as given (the message names the file or key)."""

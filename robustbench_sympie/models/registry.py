@@ -1,0 +1,31 @@
+"""Registry of downstream models (``register_model``, ``create_model``, ``list_models``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..registry import Registry
+
+MODELS: Registry = Registry(
+    "model",
+    entry_point_group="robustbench_sympie.models",
+    builtin_modules=(
+        "robustbench_sympie.models.efficientnet_lite",
+        "robustbench_sympie.models.torchvision_models",
+    ),
+)
+
+
+def register_model(name: str | None = None, *, overwrite: bool = False):
+    """Decorator adding a model factory ``fn(weights=None, **kwargs) -> Classifier`` under ``name``."""
+    return MODELS.register(name, overwrite=overwrite)
+
+
+def create_model(name: str, **kwargs: Any):
+    """Build the frozen :class:`Classifier` registered as ``name``."""
+    return MODELS.create(name, **kwargs)
+
+
+def list_models() -> list[str]:
+    """Names of all registered downstream models."""
+    return MODELS.names()

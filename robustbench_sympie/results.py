@@ -1,0 +1,91 @@
+"""The long-format results table: one row per (enhancer, model, dataset, corruption, severity).
+
+Rows are written atomically after every cell (temporary file + ``os.replace``), so a killed run
+loses at most the cell in flight, and a rerun of the same command skips the finished cells.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import DataError
+
+#: the leading columns, in this order; provenance columns follow
+RESULT_COLUMNS: tuple[str, ...] = (
+    "enhancer", "model", "dataset", "corruption", "severity", "n", "n_correct_top1", "n_correct_top5",
+    "top1", "top5", "n_skipped", "seconds", "images_per_second",
+)
+#: the columns that identify a cell of the grid
+KEY_COLUMNS: tuple[str, ...] = ("enhancer", "model", "dataset", "corruption", "severity")
+#: provenance columns that must match for a finished cell to be reused by a resumed run
+RESUME_COLUMNS: tuple[str, ...] = ("config_hash",)
+
+RESULTS_FILE = "results.csv"
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a results CSV, checking that the leading columns are there."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not a readable results CSV: {exc}") from None
+    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path} lacks the results columns {missing}; expected {list(RESULT_COLUMNS)}")
+    return frame
+
+
+def write_results_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``frame`` to ``path`` so that readers see either the old or the new file, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ordered = list(RESULT_COLUMNS) + [c for c in frame.columns if c not in RESULT_COLUMNS]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            frame[ordered].to_csv(handle, index=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsStore:
+    """The results file of one output directory: finished cells and atomic appends."""
+
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        self.path = Path(out_dir) / RESULTS_FILE
+        self.frame = read_results(self.path) if self.path.exists() else pd.DataFrame(columns=list(RESULT_COLUMNS))
+
+    def finished(self, key: Mapping[str, Any], config_hash: str) -> bool:
+        """Whether the cell ``key`` was already evaluated under the same configuration."""
+        if self.frame.empty:
+            return False
+        mask = pd.Series(True, index=self.frame.index)
+        for column, value in key.items():
+            mask &= self.frame[column].astype(str) == str(value)
+        if not mask.any():
+            return False
+        hashes = set(self.frame.loc[mask, "config_hash"].astype(str)) if "config_hash" in self.frame else set()
+        if config_hash not in hashes:
+            raise DataError(
+                f"{self.path} already holds cell {dict(key)} computed with other settings "
+                f"(config {sorted(hashes)} vs {config_hash}: seed, images, preprocessing or weights differ). "
+                "Use another --out directory, or --overwrite to recompute."
+            )
+        return True
+
+    def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add rows and rewrite the file atomically."""
+        new = pd.DataFrame(list(rows))
+        self.frame = new if self.frame.empty else pd.concat([self.frame, new], ignore_index=True)
+        write_results_atomic(self.frame, self.path)

@@ -1,0 +1,239 @@
+"""The grid runner: enhancer x model x (corruption, severity), batched, resumable.
+
+The loop runs cell by cell: each cell's images are decoded and corrupted once, then every pending
+(enhancer, model) pair is evaluated on the same batches; the cell's rows are written atomically
+as soon as it finishes, so an interrupted run resumes at the first unfinished cell.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from .data.clean_folder import Preprocess
+from .data.corruptions import SEVERITIES
+from .data.datasets import Batch, Cell, collate_samples, create_dataset
+from .enhancers import Enhancer, create_enhancer
+from .errors import SuiteError
+from .models import Classifier, create_model
+from .provenance import config_hash, run_metadata
+from .results import ResultsStore
+
+log = logging.getLogger(__name__)
+
+UNTRAINED_SUFFIX = "[untrained]"
+
+
+@dataclass
+class SuiteConfig:
+    """Everything that defines a run of the suite (the command line maps onto it one to one)."""
+
+    enhancers: Sequence[str] = ("identity",)
+    models: Sequence[str] = ("efficientnet_lite0",)
+    dataset: str = "imagenet-c"
+    data_root: str | os.PathLike | None = None
+    corruptions: str | Sequence[str] = "clean,benchmark"
+    severities: Sequence[int] = SEVERITIES
+    seed: int = 0
+    limit: int | None = None
+    resize: int = 256
+    crop: int = 224
+    batch_size: int = 32
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    device: str = "auto"
+    out: str | os.PathLike = "runs/default"
+    model_weights: str | None = None
+    enhancer_weights: str | None = None
+    allow_untrained: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Pair:
+    """One (enhancer, model) combination of the grid with the names and weights it reports."""
+
+    enhancer_name: str
+    model_name: str
+    enhancer: Enhancer
+    model: Classifier
+    enhancer_weights: str
+    config_hash: str = ""
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an unavailable explicit choice is an error."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SuiteError(f"--device {device}: CUDA is not available on this machine (use cpu or auto)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise SuiteError(f"--device {device}: MPS is not available on this machine (use cpu or auto)")
+    return dev
+
+
+def _build_enhancer(name: str, model_name: str, weights: str | None) -> Enhancer:
+    """Create enhancer ``name``, passing the downstream model and weights where its factory takes them."""
+    from .enhancers import ENHANCERS
+
+    factory = ENHANCERS.get(name)
+    params = inspect.signature(factory).parameters
+    kwargs: dict[str, Any] = {}
+    if "downstream_model" in params:
+        kwargs["downstream_model"] = model_name
+    if weights is not None:
+        if "weights" not in params:
+            raise SuiteError(f"--enhancer-weights was given but enhancer {name!r} takes no weights")
+        kwargs["weights"] = weights
+    return create_enhancer(name, **kwargs)
+
+
+def build_pairs(config: SuiteConfig, device: torch.device) -> list[Pair]:
+    """Instantiate every model once and every (enhancer, model) pair, refusing unweighted enhancers."""
+    pairs = []
+    for model_name in config.models:
+        model = create_model(model_name, weights=config.model_weights).to(device)
+        for enhancer_name in config.enhancers:
+            enhancer = _build_enhancer(enhancer_name, model_name, config.enhancer_weights).to(device).eval()
+            reported = enhancer_name
+            if not enhancer.has_weights:
+                if not config.allow_untrained:
+                    raise SuiteError(
+                        f"enhancer {enhancer_name!r} needs trained weights and none are available for model "
+                        f"{model_name!r}: pass --enhancer-weights PATH, or --allow-untrained to evaluate the "
+                        f"untrained module (reported as '{enhancer_name}{UNTRAINED_SUFFIX}')"
+                    )
+                reported = enhancer_name + UNTRAINED_SUFFIX
+            pairs.append(Pair(reported, model_name, enhancer, model, enhancer.weights_description or "none"))
+    return pairs
+
+
+class CellCounter:
+    """Running top-1/top-5 counts and compute time of one pair on one cell."""
+
+    def __init__(self) -> None:
+        self.n = self.top1 = self.top5 = 0
+        self.seconds = 0.0
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = top5 == labels[:, None]
+        self.n += int(labels.numel())
+        self.top1 += int(hits[:, 0].sum())
+        self.top5 += int(hits.any(dim=1).sum())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def evaluate_cell(
+    loader: DataLoader, pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None
+) -> tuple[dict[int, CellCounter], float, list[str]]:
+    """Evaluate ``pairs`` on the batches of one cell; returns counters, data seconds and load errors."""
+    counters = {id(p): CellCounter() for p in pairs}
+    errors: list[str] = []
+    data_seconds = 0.0
+    tick = time.perf_counter()
+    batch: Batch
+    for batch in loader:
+        data_seconds += time.perf_counter() - tick
+        errors.extend(batch.errors)
+        if batch.labels.numel():
+            images = batch.images.to(device, non_blocking=True)
+            labels = batch.labels.to(device, non_blocking=True)
+            enhanced: dict[int, torch.Tensor] = {}
+            for pair in pairs:
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    key = id(pair.enhancer)
+                    if key not in enhanced:
+                        enhanced[key] = pair.enhancer(images)
+                    logits = pair.model(enhanced[key])
+                    counters[id(pair)].update(logits, labels)
+                _sync(device)
+                counters[id(pair)].seconds += time.perf_counter() - start
+        if on_batch is not None:
+            on_batch(len(batch.labels) + len(batch.errors))
+        tick = time.perf_counter()
+    return counters, data_seconds, errors
+
+
+def run_suite(config: SuiteConfig) -> pd.DataFrame:
+    """Run the grid described by ``config`` and return the results table (also in ``OUT/results.csv``)."""
+    from tqdm.auto import tqdm
+
+    dataset = create_dataset(
+        config.dataset, data_root=config.data_root, corruptions=config.corruptions, severities=config.severities,
+        seed=config.seed, preprocess=Preprocess(config.resize, config.crop), limit=config.limit,
+    )
+    device = resolve_device(config.device)
+    pairs = build_pairs(config, device)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultsStore(out)
+    provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default"}
+    for pair in pairs:
+        pair.config_hash = config_hash({**provenance, "enhancer_weights": pair.enhancer_weights})
+    metadata = run_metadata(str(device))
+    cells = dataset.cells()
+    log_path = out / "skipped.log"
+
+    with tqdm(total=len(cells), desc="grid", unit="cell", disable=not config.progress, position=0) as grid_bar:
+        for cell in cells:
+            key = {"dataset": dataset.name, "corruption": cell.corruption, "severity": cell.severity}
+            pending = [p for p in pairs if not store.finished(
+                {"enhancer": p.enhancer_name, "model": p.model_name, **key}, p.config_hash)]
+            if pending:
+                rows = _run_cell(dataset, cell, pending, config, device, key, provenance, metadata, log_path)
+                store.append(rows)
+            grid_bar.update(1)
+    return store.frame
+
+
+def _run_cell(dataset, cell: Cell, pairs: Sequence[Pair], config: SuiteConfig, device: torch.device,
+              key: dict, provenance: dict, metadata: dict, log_path: Path) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    loader = DataLoader(
+        dataset.cell_dataset(cell), batch_size=config.batch_size, shuffle=False, num_workers=config.workers,
+        collate_fn=collate_samples, pin_memory=device.type == "cuda",
+    )
+    label = f"{cell.corruption}/{cell.severity}"
+    with tqdm(total=dataset.n_images, desc=label, unit="img", leave=False, disable=not config.progress,
+              position=1) as bar:
+        counters, data_seconds, errors = evaluate_cell(loader, pairs, device, bar.update)
+    if errors:
+        log.warning("%s: skipped %d unreadable image(s), listed in %s", label, len(errors), log_path)
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{cell.corruption}\t{cell.severity}\t{e}\n" for e in errors)
+    rows = []
+    for pair in pairs:
+        c = counters[id(pair)]
+        seconds = c.seconds + data_seconds / len(pairs)
+        rows.append({
+            "enhancer": pair.enhancer_name, "model": pair.model_name, **key,
+            "n": c.n, "n_correct_top1": c.top1, "n_correct_top5": c.top5,
+            "top1": c.top1 / c.n if c.n else float("nan"), "top5": c.top5 / c.n if c.n else float("nan"),
+            "n_skipped": len(errors), "seconds": round(seconds, 4),
+            "images_per_second": round(c.n / seconds, 2) if seconds > 0 else float("nan"),
+            "compute_seconds": round(c.seconds, 4), "data_seconds": round(data_seconds, 4),
+            "enhancer_weights": pair.enhancer_weights, "config_hash": pair.config_hash,
+            **provenance, **metadata,
+        })
+    return rows

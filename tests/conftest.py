@@ -1,0 +1,58 @@
+"""Shared fixtures: real sample images, image-folder builders and tiny registered stand-ins."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from robustbench_sympie.data.datasets import demo_data_root
+from robustbench_sympie.models import Classifier, register_model
+
+SHARED_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
+
+
+class TinyNet(nn.Module):
+    """A fixed random 1000-way CNN: fast stand-in for runner mechanics (never for accuracy claims)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(3, 8, 3, stride=4)
+        self.fc = nn.Linear(8, 1000)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).relu().mean(dim=(2, 3)))
+
+
+@register_model("tiny_test_model", overwrite=True)
+def tiny_test_model(weights=None) -> Classifier:
+    return Classifier(TinyNet(), name="tiny_test_model", weights="random-fixed")
+
+
+@pytest.fixture(scope="session")
+def demo_root() -> Path:
+    return demo_data_root()
+
+
+@pytest.fixture(scope="session")
+def shared_sample() -> Path:
+    if not SHARED_SAMPLE.is_dir():
+        pytest.skip(f"the shared sample images are not at {SHARED_SAMPLE}")
+    return SHARED_SAMPLE
+
+
+@pytest.fixture
+def few_images(tmp_path: Path, demo_root: Path) -> Path:
+    """A flat folder with 6 real demo images."""
+    root = tmp_path / "few"
+    root.mkdir()
+    for path in sorted(demo_root.iterdir())[::17][:6]:
+        shutil.copy(path, root / path.name)
+    return root

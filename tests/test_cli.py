@@ -1,0 +1,61 @@
+"""The ``run_suite`` command: instant help, listing, errors, and a real end-to-end run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from robustbench_sympie.cli.run_suite import main, parse_severities
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from robustbench_sympie.cli.run_suite import build_parser; build_parser().format_help(); " \
+           "print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+    help_text = subprocess.run(["run_suite", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ("--enhancer", "--model", "--data-root", "--corruptions", "--severities", "--out", "--device",
+                 "--weights", "--enhancer-weights", "--workers", "--limit", "--list"):
+        assert flag in help_text
+
+
+def test_list_shows_every_registry(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("identity", "resnet50", "vit_b_16", "efficientnet_lite0", "imagenet-c", "glass_blur", "saturate"):
+        assert name in out
+
+
+def test_severity_parsing():
+    assert parse_severities("1-5") == [1, 2, 3, 4, 5]
+    assert parse_severities("3,1") == [1, 3]
+
+
+def test_bad_input_is_one_clear_line(capsys, tmp_path: Path):
+    assert main(["--enhancer", "identty", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'identity'?" in err and "Traceback" not in err
+    assert main(["--data-root", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_end_to_end_on_real_images_with_efficientnet_lite0(few_images: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    argv = ["--enhancer", "identity", "--model", "efficientnet_lite0", "--data-root", str(few_images),
+            "--corruptions", "clean,gaussian_noise", "--severities", "3", "--out", str(out), "--workers", "0",
+            "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "identity @ efficientnet_lite0" in printed and "gaussian_noise" in printed
+    frame = pd.read_csv(out / "results.csv")
+    clean = frame[frame.corruption == "clean"].iloc[0]
+    noisy = frame[frame.corruption == "gaussian_noise"].iloc[0]
+    assert clean.n == noisy.n == 6 and clean.severity == 0 and noisy.severity == 3
+    assert clean.top1 >= 4 / 6  # a real ImageNet model on real images
+    assert noisy.top1 <= clean.top1
+    assert (out / "summary.md").read_text().startswith("top-1 accuracy")
+    assert main(argv) == 0  # rerun: resumes, nothing left to do
+    assert len(pd.read_csv(out / "results.csv")) == 2

@@ -1,0 +1,107 @@
+"""Runner: result columns, resume after an interrupted run, config clashes, weights policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from robustbench_sympie import Enhancer, register_enhancer
+from robustbench_sympie.errors import SuiteError
+from robustbench_sympie.results import RESULT_COLUMNS, read_results
+from robustbench_sympie.runner import SuiteConfig, run_suite
+
+
+@register_enhancer("test_countdown", overwrite=True)
+class Countdown(Enhancer):
+    """Identity that counts its calls and raises KeyboardInterrupt when ``budget`` reaches zero."""
+
+    name = "test_countdown"
+    calls = 0
+    budget: int | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        type(self).calls += 1
+        if type(self).budget is not None:
+            type(self).budget -= 1
+            if type(self).budget < 0:
+                raise KeyboardInterrupt
+        return images
+
+
+@register_enhancer("test_needs_weights", overwrite=True)
+class NeedsWeights(Enhancer):
+    name = "test_needs_weights"
+    requires_weights = True
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+
+def _config(root: Path, out: Path, **overrides) -> SuiteConfig:
+    settings = dict(enhancers=["identity", "test_countdown"], models=["tiny_test_model"], data_root=root,
+                    corruptions="clean,gaussian_noise,contrast", severities=[1, 2], batch_size=4, workers=0,
+                    device="cpu", out=out, progress=False)
+    return SuiteConfig(**{**settings, **overrides})
+
+
+STABLE = ["enhancer", "model", "dataset", "corruption", "severity", "n", "n_correct_top1", "n_correct_top5",
+          "top1", "top5", "n_skipped", "config_hash"]
+
+
+def test_results_table_columns_and_values(few_images: Path, tmp_path: Path):
+    frame = run_suite(_config(few_images, tmp_path / "out"))
+    on_disk = read_results(tmp_path / "out" / "results.csv")
+    assert list(on_disk.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
+    assert len(on_disk) == len(frame) == 2 * 5  # 2 pairs x (clean + 2 corruptions x 2 severities)
+    clean = on_disk[on_disk.corruption == "clean"]
+    assert set(clean.severity) == {0} and set(on_disk.n) == {6} and set(on_disk.n_skipped) == {0}
+    assert (on_disk.top1 == on_disk.n_correct_top1 / on_disk.n).all()
+    assert (on_disk.top5 >= on_disk.top1).all()
+    for column in ("torch_version", "package_version", "device", "seed", "git_commit", "data_root"):
+        assert column in on_disk.columns
+    # the identity-like enhancers see the same pixels, so they score the same
+    pivot = on_disk.pivot_table(index=["corruption", "severity"], columns="enhancer", values="n_correct_top1")
+    assert (pivot["identity"] == pivot["test_countdown"]).all()
+
+
+def test_interrupted_run_resumes_without_recomputing_finished_cells(few_images: Path, tmp_path: Path):
+    reference = run_suite(_config(few_images, tmp_path / "reference"))
+    Countdown.calls, Countdown.budget = 0, 5  # 2 batches per cell: dies in the 3rd cell
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(_config(few_images, tmp_path / "out"))
+    partial = read_results(tmp_path / "out" / "results.csv")
+    assert len(partial) == 2 * 2  # two finished cells, both pairs
+    Countdown.calls, Countdown.budget = 0, None
+    resumed = run_suite(_config(few_images, tmp_path / "out"))
+    assert Countdown.calls == 3 * 2  # only the three unfinished cells ran
+    pd.testing.assert_frame_equal(
+        resumed[STABLE].sort_values(STABLE[:5]).reset_index(drop=True),
+        reference[STABLE].sort_values(STABLE[:5]).reset_index(drop=True),
+    )
+    Countdown.calls = 0
+    run_suite(_config(few_images, tmp_path / "out"))
+    assert Countdown.calls == 0  # everything finished: nothing recomputed
+
+
+def test_other_settings_in_the_same_out_dir_are_refused(few_images: Path, tmp_path: Path):
+    run_suite(_config(few_images, tmp_path / "out", corruptions="clean"))
+    with pytest.raises(SuiteError, match="other settings"):
+        run_suite(_config(few_images, tmp_path / "out", corruptions="clean", seed=7, crop=200))
+
+
+def test_unreadable_files_are_counted_in_results(few_images: Path, tmp_path: Path):
+    (few_images / "n01443537_broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    frame = run_suite(_config(few_images, tmp_path / "out", corruptions="clean", enhancers=["identity"]))
+    assert frame.n.tolist() == [6] and frame.n_skipped.tolist() == [1]
+    assert "n01443537_broken.JPEG" in (tmp_path / "out" / "skipped.log").read_text()
+
+
+def test_enhancer_without_weights_is_refused_unless_allowed(few_images: Path, tmp_path: Path):
+    with pytest.raises(SuiteError, match="--allow-untrained"):
+        run_suite(_config(few_images, tmp_path / "a", enhancers=["test_needs_weights"], corruptions="clean"))
+    frame = run_suite(_config(few_images, tmp_path / "b", enhancers=["test_needs_weights"], corruptions="clean",
+                              allow_untrained=True))
+    assert frame.enhancer.tolist() == ["test_needs_weights[untrained]"]
