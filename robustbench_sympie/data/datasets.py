@@ -24,7 +24,9 @@ from .corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, get_corrupt
 CLEAN = "clean"
 
 DATASETS: Registry = Registry("dataset", entry_point_group="robustbench_sympie.datasets",
-                              builtin_modules=("robustbench_sympie.data.datasets",))
+                              builtin_modules=("robustbench_sympie.data.datasets", "robustbench_sympie.data.mixed",
+                                               "robustbench_sympie.data.colour_warp_dataset",
+                                               "robustbench_sympie.data.imagenet_c_bar"))
 
 
 def register_dataset(name: str | None = None, *, overwrite: bool = False):
@@ -178,9 +180,22 @@ def imagenet_c(
     seed: int = 0,
     preprocess: Preprocess | None = None,
     limit: int | None = None,
-) -> ImageNetC:
-    """ImageNet-C (15 benchmark + 4 extra corruptions, severities 1..5, and clean) from clean images."""
+) -> Any:
+    """ImageNet-C (15 benchmark + 4 extra corruptions, severities 1..5, and clean).
+
+    ``data_root`` is read as a pre-rendered set when it holds ``<corruption>/<severity>/`` folders
+    (see :mod:`.imagenet_c_disk`), through ``datasets`` when it is ``hf://...`` or a folder of saved ``datasets``
+    (see :mod:`.imagenet_c_hub`); otherwise the corruptions are generated on the fly from its clean images.
+    """
+    names = expand_corruptions(corruptions)
+    if data_root is not None:
+        from .imagenet_c_disk import is_rendered_root, open_rendered
+        from .imagenet_c_hub import is_hub_source, open_hub
+
+        if is_hub_source(data_root, names):
+            return open_hub(data_root, names, list(severities), preprocess=preprocess, limit=limit)
+        if is_rendered_root(data_root, names):
+            return open_rendered(data_root, names, list(severities), preprocess=preprocess, limit=limit)
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
     records = evenly_spaced(scan_image_folder(root), limit)
-    return ImageNetC(records, expand_corruptions(corruptions), list(severities), seed,
-                     preprocess or Preprocess(), root)
+    return ImageNetC(records, names, list(severities), seed, preprocess or Preprocess(), root)

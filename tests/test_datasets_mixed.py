@@ -1,0 +1,79 @@
+"""ImageNet-C-Mixed: sampler, determinism, on-the-fly cells, and a rendered set whose manifest matches its images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robustbench_sympie.data.clean_folder import Preprocess, load_rgb
+from robustbench_sympie.data.datasets import Cell, create_dataset
+from robustbench_sympie.data.imagenet_c_disk import RenderedDataset
+from robustbench_sympie.data.mixed import MixedSuite, Sampler, apply_chain, draw_chain
+from robustbench_sympie.data.render import ENTRIES, render
+
+SMALL = Preprocess(64, 64)
+POOL = ("gaussian_noise", "contrast", "darken", "brightness")
+
+
+def test_sampler_follows_the_released_recipe_and_is_deterministic():
+    chains = [draw_chain(seed, POOL, (1, 2, 3, 4, 5), 3) for seed in range(600)]
+    assert chains == [draw_chain(seed, POOL, (1, 2, 3, 4, 5), 3) for seed in range(600)]
+    counts = Counter(len(c) for c in chains)
+    assert set(counts) == {1, 2, 3} and min(counts.values()) > 150  # 1 + randrange(3): uniform over 1..3
+    steps = [step for c in chains for step in c]
+    assert {c for c, _ in steps} == set(POOL) and {s for _, s in steps} == {1, 2, 3, 4, 5}
+    sampler = Sampler(POOL, (2, 4), max_corruptions=2, seed=1)
+    assert sampler.chain("a.JPEG") == Sampler(POOL, (2, 4), 2, 1).chain("a.JPEG")
+    assert {s for i in range(50) for _, s in sampler.chain(f"{i}.JPEG")} == {2, 4}
+
+
+def test_apply_chain_is_deterministic_and_differs_by_seed():
+    image = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    chain = (("gaussian_noise", 3), ("darken", 2))
+    a, b, c = apply_chain(image, chain, 5), apply_chain(image, chain, 5), apply_chain(image, chain, 6)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_on_the_fly_cells_break_results_down_by_number_of_corruptions(demo_root: Path):
+    dataset = create_dataset("imagenet-c-mixed", data_root=demo_root, corruptions="clean," + ",".join(POOL),
+                             severities=[1, 3, 5], seed=0, preprocess=SMALL, limit=12)
+    ks = Counter(row["k"] for row in dataset.manifest())
+    assert dataset.cells() == [Cell("clean", 0)] + [Cell(f"mixed_{k}", 0) for k in sorted(ks)]
+    for k, n in ks.items():
+        assert len(dataset.cell_dataset(Cell(f"mixed_{k}", 0))) == n
+    assert sum(ks.values()) == dataset.n_images == 12
+    assert dataset.provenance()["max_corruptions"] == 3
+
+
+def test_rendered_mixed_manifest_matches_its_images(demo_root: Path, tmp_path: Path):
+    source = tmp_path / "clean"
+    source.mkdir()
+    for path in sorted(demo_root.iterdir())[:4]:
+        shutil.copy(path, source / path.name)
+    sampler = Sampler(POOL, (1, 2, 3, 4, 5), max_corruptions=3, seed=3)
+    report = render(MixedSuite(sampler, include_clean=True), source, tmp_path / "mixed", fmt="png", preprocess=SMALL)
+    assert report.written == 8
+    entries = [json.loads(line) for line in (tmp_path / "mixed" / ENTRIES).read_text().splitlines()]
+    mixed = [e for e in entries if e["corruption"] != "clean"]
+    assert len(mixed) == 4
+    for entry in mixed:
+        chain = tuple((c, s) for c, s in entry["chain"])
+        assert entry["file"].startswith(f"mixed_{len(chain)}/") and chain == sampler.chain(entry["source"])
+        clean = SMALL(load_rgb(source / entry["source"]))
+        expected = apply_chain(clean, chain, entry["seed"])
+        assert np.array_equal(np.asarray(load_rgb(tmp_path / "mixed" / entry["file"])), expected), entry["file"]
+
+    disk = create_dataset("imagenet-c-mixed", data_root=tmp_path / "mixed", corruptions="clean,benchmark",
+                          severities=[1], seed=0, preprocess=SMALL, limit=None)
+    fly = create_dataset("imagenet-c-mixed", data_root=source, corruptions="clean," + ",".join(POOL),
+                         severities=[1, 2, 3, 4, 5], seed=3, preprocess=SMALL, limit=None)
+    assert isinstance(disk, RenderedDataset) and disk.cells() == fly.cells()
+    for cell in fly.cells():
+        a, b = fly.cell_dataset(cell), disk.cell_dataset(cell)
+        assert torch.equal(torch.stack([a[i].image for i in range(len(a))]),
+                           torch.stack([b[i].image for i in range(len(b))]))
