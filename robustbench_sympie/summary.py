@@ -1,8 +1,13 @@
-"""The end-of-run summary: top-1 per (corruption, severity) for every enhancer x model."""
+"""The end-of-run summary: top-1 per (corruption, severity) for every enhancer x model, plus mCE when it applies.
+
+Built on :mod:`.aggregate`, the same code the published leaderboards use (``publish_leaderboard``).
+"""
 
 from __future__ import annotations
 
 import pandas as pd
+
+from .aggregate import CLEAN, cell_table, label, mce
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -10,21 +15,32 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
 
     A final ``mean (corrupted)`` row averages the corrupted cells (clean excluded).
     """
-    frame = results.assign(column=results["enhancer"] + " @ " + results["model"], top1_pct=results["top1"] * 100)
-    table = frame.pivot_table(index=["dataset", "corruption", "severity"], columns="column", values="top1_pct",
-                              aggfunc="mean", sort=False)
-    corrupted = table[table.index.get_level_values("corruption") != "clean"]
+    table = cell_table(results, "top1")
+    corrupted = table[table.index.get_level_values("corruption") != CLEAN]
     if len(corrupted):
         table.loc[("", "mean (corrupted)", ""), :] = corrupted.mean()
-    table.columns.name = None
     return table
 
 
+def format_mce(results: pd.DataFrame) -> str:
+    """One line per enhancer @ model with its mCE and relative mCE, flagged partial unless the grid is complete."""
+    table = mce(results)
+    if table.empty:
+        return ""
+    coverage = ("partial: " + table["n_corruptions"].astype(str) + "/15 corruptions, "
+                + table["n_cells"].astype(str) + "/75 cells").where(~table["complete"], "complete")
+    lines = ("- " + label(table) + ": mCE " + table["mCE"].map("{:.1f}".format) + " %, relative mCE "
+             + table["relative_mCE"].map("{:.1f}".format) + " % (" + coverage + ")")
+    return "mCE (AlexNet = 100 %, Hendrycks & Dietterich 2019)\n\n" + "\n".join(lines)
+
+
 def format_summary(results: pd.DataFrame) -> str:
-    """The summary table as GitHub markdown (top-1 %, one decimal), with the image count."""
+    """The summary table as GitHub markdown (top-1 %, one decimal), with the image count and the mCE lines."""
     from tabulate import tabulate
 
     table = summary_table(results).reset_index()
     n = results["n"].max() if len(results) else 0
     body = tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".1f")
-    return f"top-1 accuracy (%), {n} images per cell\n\n{body}"
+    text = f"top-1 accuracy (%), {n} images per cell\n\n{body}"
+    errors = format_mce(results) if len(results) else ""
+    return f"{text}\n\n{errors}" if errors else text

@@ -1,0 +1,101 @@
+"""``publish_leaderboard``: turn results files into markdown tables, CSVs and heatmaps (and the FLOPs table).
+
+Heavy modules (pandas, torch, matplotlib) are imported only after argument parsing, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"confidence must be a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="publish_leaderboard",
+        description="Aggregate results.csv files of run_suite (several runs, machines or shards: duplicated cells "
+        "are detected and counted once) and write markdown leaderboards, CSVs of every number and heatmaps of "
+        "enhancer minus identity. With --flops, also (re)compute the FLOPs leaderboard of every registered "
+        "enhancer and model.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("results", nargs="*", metavar="RESULTS", help="results.csv files written by run_suite")
+    p.add_argument("--out", default="leaderboards", metavar="DIR", help="output directory")
+    p.add_argument("--baseline", default="identity", metavar="ENHANCER",
+                   help="enhancer the deltas are measured against")
+    p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of the delta intervals")
+    p.add_argument("--on-duplicate", choices=("error", "first", "last"), default="error",
+                   help="what to do when a cell appears in several files with different numbers (identical "
+                   "copies are always merged)")
+    p.add_argument("--flops", action="store_true",
+                   help="(re)compute FLOPs/params at 224x224 and 1920x1080 and write flops.md/flops.csv to --out")
+    p.add_argument("--flops-models", type=_names, default=None, metavar="NAMES",
+                   help="restrict --flops to these comma-separated models (default: every registered model)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.results and not args.flops:
+        parser.error("give RESULTS files, --flops, or both")
+    command = "publish_leaderboard " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    from robustbench_sympie.errors import SuiteError
+    from robustbench_sympie.registry import RegistryError, UnknownNameError
+
+    try:
+        if args.results:
+            _publish_results(args, command)
+        if args.flops:
+            _publish_flops(args, command)
+    except (SuiteError, UnknownNameError, RegistryError, ValueError, OSError) as exc:
+        print(f"publish_leaderboard: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _publish_results(args: argparse.Namespace, command: str) -> None:
+    from robustbench_sympie.aggregate import load_results
+    from robustbench_sympie.publish import publish
+
+    loaded = load_results(args.results, on_conflict=args.on_duplicate)
+    if len(loaded.duplicates):
+        conflicts = int(loaded.duplicates["conflict"].sum())
+        print(f"publish_leaderboard: {loaded.n_dropped} duplicated cell row(s) merged "
+              f"({conflicts} row(s) in conflicting copies, resolved by --on-duplicate {args.on_duplicate})",
+              file=sys.stderr)
+    paths = publish(loaded, args.out, command=command, baseline=args.baseline, confidence=args.confidence)
+    print(f"wrote {len(paths)} files to {args.out}")
+
+
+def _publish_flops(args: argparse.Namespace, command: str) -> None:
+    from robustbench_sympie.enhancers import list_enhancers
+    from robustbench_sympie.flops import flops_table, sympie_breakdown
+    from robustbench_sympie.models.registry import MODELS
+    from robustbench_sympie.publish import publish_flops
+
+    for name in args.flops_models or ():
+        MODELS.get(name)  # unknown names fail here with a suggestion
+    flops = flops_table(models=args.flops_models)
+    breakdown = sympie_breakdown() if "sympie" in list_enhancers() else None
+    paths = publish_flops(flops, breakdown, args.out, command=command)
+    print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
