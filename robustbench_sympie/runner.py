@@ -130,9 +130,10 @@ class CellCounter:
         self.seconds = 0.0
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Count hits; ``labels`` is ``B`` class indices, or ``B x K`` sets of correct classes padded with -1."""
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        hits = top5 == labels[:, None]
-        self.n += int(labels.numel())
+        hits = top5 == labels[:, None] if labels.dim() == 1 else (top5[:, :, None] == labels[:, None, :]).any(-1)
+        self.n += int(labels.shape[0])
         self.top1 += int(hits[:, 0].sum())
         self.top5 += int(hits.any(dim=1).sum())
 
@@ -142,10 +143,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def dataset_logit_mask(dataset: Any, device: torch.device) -> torch.Tensor | None:
+    """The dataset's ``logit_mask()`` (True for the classes it can be labelled with) on ``device``, if it has one."""
+    mask = dataset.logit_mask() if callable(getattr(dataset, "logit_mask", None)) else None
+    return None if mask is None else mask.to(device=device, dtype=torch.bool)
+
+
 def evaluate_cell(
-    loader: DataLoader, pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None
+    loader: DataLoader, pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None,
+    logit_mask: torch.Tensor | None = None,
 ) -> tuple[dict[int, CellCounter], float, list[str]]:
-    """Evaluate ``pairs`` on the batches of one cell; returns counters, data seconds and load errors."""
+    """Evaluate ``pairs`` on the batches of one cell; returns counters, data seconds and load errors.
+
+    With ``logit_mask``, classes outside the mask get logit -inf before top-k (datasets labelled with a subset).
+    """
     counters = {id(p): CellCounter() for p in pairs}
     errors: list[str] = []
     data_seconds = 0.0
@@ -165,6 +176,8 @@ def evaluate_cell(
                     if key not in enhanced:
                         enhanced[key] = pair.enhancer(images)
                     logits = pair.model(enhanced[key])
+                    if logit_mask is not None:
+                        logits = logits.masked_fill(~logit_mask, float("-inf"))
                     counters[id(pair)].update(logits, labels)
                 _sync(device)
                 counters[id(pair)].seconds += time.perf_counter() - start
@@ -217,7 +230,8 @@ def _run_cell(dataset, cell: Cell, pairs: Sequence[Pair], config: SuiteConfig, d
     label = f"{cell.corruption}/{cell.severity}"
     with tqdm(total=dataset.n_images, desc=label, unit="img", leave=False, disable=not config.progress,
               position=1) as bar:
-        counters, data_seconds, errors = evaluate_cell(loader, pairs, device, bar.update)
+        counters, data_seconds, errors = evaluate_cell(loader, pairs, device, bar.update,
+                                                       dataset_logit_mask(dataset, device))
     if errors:
         log.warning("%s: skipped %d unreadable image(s), listed in %s", label, len(errors), log_path)
         with open(log_path, "a", encoding="utf-8") as handle:

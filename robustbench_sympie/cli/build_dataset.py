@@ -17,6 +17,7 @@ SUITES: dict[str, str] = {
     "imagenet-c": "clean,all-imagenet-c",
     "colour-warps": "clean,colour_warp",
     "imagenet-c-mixed": "benchmark",
+    "imagenet-c-bar": "clean,imagenet-c-bar",
 }
 
 

@@ -45,7 +45,8 @@ class Corruption:
 CORRUPTIONS: Registry = Registry(
     "corruption",
     entry_point_group="robustbench_sympie.corruptions",
-    builtin_modules=("robustbench_sympie.data.imagenet_c", "robustbench_sympie.data.colour_warps"),
+    builtin_modules=("robustbench_sympie.data.imagenet_c", "robustbench_sympie.data.colour_warps",
+                     "robustbench_sympie.data.imagenet_c_bar_corruptions"),
 )
 
 #: named groups accepted wherever a list of corruptions is

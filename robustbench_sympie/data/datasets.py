@@ -26,7 +26,8 @@ CLEAN = "clean"
 DATASETS: Registry = Registry("dataset", entry_point_group="robustbench_sympie.datasets",
                               builtin_modules=("robustbench_sympie.data.datasets", "robustbench_sympie.data.mixed",
                                                "robustbench_sympie.data.colour_warp_dataset",
-                                               "robustbench_sympie.data.imagenet_c_bar"))
+                                               "robustbench_sympie.data.imagenet_c_bar",
+                                               "robustbench_sympie.data.vizwiz"))
 
 
 def register_dataset(name: str | None = None, *, overwrite: bool = False):

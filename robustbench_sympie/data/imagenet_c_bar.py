@@ -1,13 +1,13 @@
-"""ImageNet-C-Bar (Mintun, Kirillov & Xie, NeurIPS 2021): reading pre-rendered copies, severities 1..5.
+"""ImageNet-C-Bar (Mintun, Kirillov & Xie, NeurIPS 2021): pre-rendered copies or generated, severities 1..5.
 
 The published generator (facebookresearch/augmentation-corruption, ``imagenet_c_bar/``) writes
 ``ImageNet-C-Bar/<corruption>/<parameter>/<wnid>/<file>`` as JPEG quality 85, naming each severity folder by the
-corruption's own parameter value with two decimals (table ``imagenet_c_bar.csv``, reproduced below); other
+corruption's own parameter value with two decimals (table ``imagenet_c_bar.csv``, :data:`PARAMETERS`); other
 copies (SyMPIE's evaluation among them) renamed the folders ``1``..``5``. Both are read, the parent folder of
 ``ImageNet-C-Bar/`` too, and results always report severities 1..5.
 
-Not implemented yet: generating the 10 corruptions natively from clean images (this dataset needs a rendered
-copy as ``--data-root``).
+Any other folder is read as clean ImageNet-style images, and the 10 corruptions are generated on the fly by our
+reimplementation (:mod:`.imagenet_c_bar_corruptions`, which holds the parameter table), as ``imagenet-c`` does.
 """
 
 from __future__ import annotations
@@ -17,26 +17,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DataError
-from .clean_folder import Preprocess
+from .clean_folder import Preprocess, evenly_spaced, scan_image_folder
 from .corruptions import SEVERITIES
-from .datasets import CLEAN, register_dataset
-from .imagenet_c_disk import RenderedDataset, open_rendered
+from .datasets import CLEAN, ImageNetC, register_dataset
+from .imagenet_c_bar_corruptions import CBAR_CORRUPTIONS, PARAMETERS
+from .imagenet_c_disk import RenderedDataset, is_rendered_root, open_rendered
+from .render import MANIFEST
+
+__all__ = ["CORRUPTIONS", "NAME", "PARAMETERS", "imagenet_c_bar", "is_cbar_rendered", "select"]
 
 NAME = "imagenet-c-bar"
-#: severity 1..5 -> the corruption's parameter value, as in the published ``imagenet_c_bar.csv``
-PARAMETERS: dict[str, tuple[float, ...]] = {
-    "blue_noise_sample": (0.8, 1.6, 2.4, 4.0, 5.6),
-    "brownish_noise": (1.0, 2.0, 3.0, 4.0, 5.0),
-    "caustic_refraction": (2.35, 3.2, 4.9, 6.6, 9.15),
-    "checkerboard_cutout": (2.0, 3.0, 4.0, 5.0, 6.0),
-    "cocentric_sine_waves": (3.0, 5.0, 8.0, 9.0, 10.0),
-    "inverse_sparkles": (1.0, 2.0, 4.0, 9.0, 10.0),
-    "perlin_noise": (4.6, 5.2, 5.8, 7.6, 8.8),
-    "plasma_noise": (4.75, 7.0, 8.5, 9.25, 10.0),
-    "single_frequency_greyscale": (1.0, 1.5, 2.0, 4.5, 5.0),
-    "sparkles": (1.0, 2.0, 3.0, 5.0, 6.0),
-}
-CORRUPTIONS: tuple[str, ...] = tuple(PARAMETERS)
+#: the folder the published generator writes under its output directory
+RENDERED_FOLDER = "ImageNet-C-Bar"
+#: the ten corruptions; their severity -> parameter table :data:`PARAMETERS` lives with the implementations
+CORRUPTIONS: tuple[str, ...] = CBAR_CORRUPTIONS
 GROUPS: frozenset[str] = frozenset({"imagenet-c-bar", "c-bar", "all"})
 
 
@@ -50,6 +44,11 @@ def select(corruptions: str | Sequence[str]) -> list[str]:
     return names + (chosen or list(CORRUPTIONS))
 
 
+def is_cbar_rendered(root: Path) -> bool:
+    """True when ``root`` holds a severity folder of any C-Bar corruption, or a ``build_dataset`` manifest."""
+    return is_rendered_root(root, CORRUPTIONS, PARAMETERS) or (root / MANIFEST).is_file()
+
+
 @register_dataset(NAME)
 def imagenet_c_bar(
     data_root: str | os.PathLike | None = None,
@@ -58,13 +57,22 @@ def imagenet_c_bar(
     seed: int = 0,
     preprocess: Preprocess | None = None,
     limit: int | None = None,
-) -> RenderedDataset:
-    """ImageNet-C-Bar read from a rendered copy (parameter-named or 1..5 severity folders)."""
+) -> RenderedDataset | ImageNetC:
+    """ImageNet-C-Bar read from a rendered copy (parameter-named or 1..5 folders), else generated from clean images.
+
+    A root holding any C-Bar severity folder (or ``build_dataset``'s manifest) is read as rendered, so a partial
+    copy reports its missing cells instead of having its corrupted images corrupted a second time. Otherwise the
+    corruptions are applied to the root's clean images (resize, centre crop, then the per-sample seed).
+    """
     if data_root is None:
-        raise DataError(f"{NAME} needs --data-root: a rendered ImageNet-C-Bar folder (native generation from clean "
-                        "images is not implemented yet)")
+        raise DataError(f"{NAME} needs --data-root: a rendered ImageNet-C-Bar folder, or clean ImageNet-style "
+                        "images to generate it from")
     root = Path(data_root).expanduser()
-    if (root / "ImageNet-C-Bar").is_dir():
-        root = root / "ImageNet-C-Bar"
-    return open_rendered(root, select(corruptions), list(severities), preprocess=preprocess, limit=limit,
-                         name=NAME, parameters=PARAMETERS)
+    if (root / RENDERED_FOLDER).is_dir():
+        root = root / RENDERED_FOLDER
+    names = select(corruptions)
+    if is_cbar_rendered(root):
+        return open_rendered(root, names, list(severities), preprocess=preprocess, limit=limit,
+                             name=NAME, parameters=PARAMETERS)
+    records = evenly_spaced(scan_image_folder(root), limit)
+    return ImageNetC(records, names, list(severities), seed, preprocess or Preprocess(), root, name=NAME)
