@@ -1,0 +1,616 @@
+"""The SyMPIE training loop: Algorithm 1 of Barbato et al. (MMSys 2024) for one frozen downstream classifier.
+
+One step on a batch ``x`` of corrupted images with labels ``y``:
+
+1. ``loss1 = CE(model(sympie(x)), y)``; its gradient is computed;
+2. ``u = ema(x)`` without gradient (the EMA enhancer in eval mode, so clamped to the image range);
+   ``loss2 = CE(model(sympie(u)), y)``; the gradient of ``0.5 * loss2`` is computed;
+3. each parameter's gradient from each of the two passes is rescaled to norm <= 1 (the released code does
+   this with per-parameter hooks, which see each backward pass separately), the two are summed, and Adam
+   (lr 1e-3, cosine schedule over all iterations) steps;
+4. the EMA enhancer becomes ``rate * ema + (1 - rate) * sympie`` over the whole state dict (BN buffers too).
+
+The downstream model is frozen and in eval mode throughout; on CUDA its forward runs under bf16 autocast.
+Checkpoints (``OUT/last.pt``) hold everything a resumed run needs to continue bit for bit on the same
+device; the data stream is keyed by sample number (see :mod:`.data`), so it resumes exactly too.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..data.clean_folder import ImageRecord, Preprocess, evenly_spaced, scan_image_folder
+from ..data.datasets import expand_corruptions
+from ..errors import SuiteError
+from .data import (
+    HELD_OUT_SEVERITIES,
+    TRAIN_SEVERITIES,
+    CorruptedTrainingSet,
+    HeldOutSet,
+    RandomCrop,
+    build_held_out,
+    training_loader,
+)
+
+CHECKPOINT_NAME = "last.pt"
+LOG_NAME = "log.jsonl"
+STUDENT_WEIGHTS = "sympie.safetensors"
+EMA_WEIGHTS = "sympie_ema.safetensors"
+CHECKPOINT_VERSION = 1
+#: settings a resumed run must share with the checkpoint for the continuation to be exact
+RESUME_KEYS: tuple[str, ...] = (
+    "model", "iterations", "batch_size", "lr", "ema_rate", "seed", "corruptions", "severities",
+    "resize", "crop", "grad_clip", "train_ids_sha256",
+)
+
+
+class TrainingConfigError(SuiteError, ValueError):
+    """Settings the training run cannot use (the message says which and why)."""
+
+
+def default_workers() -> int:
+    """DataLoader workers: all cores but two (the training process and the pinning thread), at most 16."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(0, min(16, cores - 2))
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (the CLI's flags map one to one onto these fields)."""
+
+    out: Path
+    data_root: Path | None = None
+    val_root: Path | None = None
+    model: str = "efficientnet_lite0"
+    iterations: int = 2000
+    batch_size: int = 48
+    lr: float = 1e-3
+    #: learning rate of the NEM's output bias (the image-independent part of the warp); None: ``lr``
+    bias_lr: float | None = None
+    ema_rate: float = 0.9
+    grad_clip: float = 1.0
+    workers: int = field(default_factory=default_workers)
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = False
+    checkpoint_every: int = 500
+    eval_every: int = 250
+    log_every: int = 10
+    resume: bool = False
+    stop_after: int | None = None
+    seed: int = 0
+    corruptions: str | Sequence[str] = "sympie_training"
+    severities: Sequence[int] = TRAIN_SEVERITIES
+    val_corruptions: str | Sequence[str] | None = None
+    val_severities: Sequence[int] = HELD_OUT_SEVERITIES
+    val_limit: int | None = 1000
+    val_every_nth: int = 20
+    resize: int = 256
+    crop: int = 224
+    init_weights: str | None = None
+    fp16_weights: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Raise :class:`TrainingConfigError` for settings that cannot work."""
+        positive = {"iterations": self.iterations, "batch_size": self.batch_size, "log_every": self.log_every,
+                    "val_every_nth": self.val_every_nth}
+        problems = [f"{k} must be positive, got {v}" for k, v in positive.items() if v <= 0]
+        problems += [f"{k} must be >= 0 (0 disables), got {v}" for k, v in
+                     {"checkpoint_every": self.checkpoint_every, "eval_every": self.eval_every,
+                      "workers": self.workers}.items() if v < 0]
+        if not 0.0 <= self.ema_rate < 1.0:
+            problems.append(f"ema_rate must be in [0, 1), got {self.ema_rate}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            problems.append(f"lr and grad_clip must be positive, got {self.lr}, {self.grad_clip}")
+        if self.crop < 43 or self.resize < self.crop:
+            problems.append(f"need resize >= crop >= 43 (the NEM's smallest input), got {self.resize}/{self.crop}")
+        if self.stop_after is not None and self.stop_after <= 0:
+            problems.append(f"stop_after must be positive, got {self.stop_after}")
+        if self.val_limit is not None and self.val_limit <= 0:
+            problems.append(f"val_limit must be positive, got {self.val_limit}")
+        if problems:
+            raise TrainingConfigError("; ".join(problems))
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: where it stopped, its evaluations and its files."""
+
+    step: int
+    finished: bool
+    evaluations: list[dict[str, Any]]
+    checkpoint: Path
+    student_weights: Path | None = None
+    ema_weights: Path | None = None
+
+
+@dataclass
+class Models:
+    """The frozen downstream classifier, the trained enhancer and its EMA copy."""
+
+    classifier: nn.Module
+    student: nn.Module
+    ema: nn.Module
+
+    @property
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.student.parameters() if p.requires_grad]
+
+
+def parameter_groups(student: nn.Module, lr: float, bias_lr: float | None) -> list[dict[str, Any]]:
+    """Adam groups: the NEM's output bias at ``bias_lr`` (when given), everything else at ``lr``.
+
+    The bias is the warp the NEM predicts for every image alike; a larger rate there lets a short run learn a
+    global correction (such as a gain) without the backbone's updates blowing its features up.
+    """
+    params = [p for p in student.parameters() if p.requires_grad]
+    bias = getattr(getattr(getattr(student, "nem", None), "out", None), "bias", None)
+    if bias_lr is None or bias is None:
+        return [{"params": params, "lr": lr}]
+    return [{"params": [p for p in params if p is not bias], "lr": lr}, {"params": [bias], "lr": bias_lr}]
+
+
+# ------------------------------------------------------------------------------------------------
+# Setup
+# ------------------------------------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a clear error if unavailable."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingConfigError("device 'cuda' asked for, but this PyTorch sees no CUDA GPU")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingConfigError("device 'mps' asked for, but MPS is not available")
+    return device
+
+
+def build_models(config: TrainConfig, device: torch.device) -> Models:
+    """The frozen downstream model, a fresh (identity) or initialised SyMPIE in train mode, and its EMA copy."""
+    from ..enhancers.sympie import Sympie
+    from ..models import create_model
+
+    classifier = create_model(config.model).to(device)
+    student = Sympie(weights=config.init_weights, downstream_model=config.model).to(device)
+    student.train()
+    student.requires_grad_(True)
+    ema = copy.deepcopy(student).eval().requires_grad_(False)
+    if config.channels_last:
+        for module in (classifier, student, ema):
+            module.to(memory_format=torch.channels_last)
+    return Models(classifier, student, ema)
+
+
+def _disjoint(train: list[ImageRecord], held_out: list[ImageRecord]) -> list[ImageRecord]:
+    held = {r.path.resolve() for r in held_out}
+    return [r for r in train if r.path.resolve() not in held]
+
+
+def select_records(
+    config: TrainConfig,
+    train_records: Sequence[ImageRecord] | None = None,
+    held_out_records: Sequence[ImageRecord] | None = None,
+) -> tuple[list[ImageRecord], list[ImageRecord]]:
+    """Training and held-out records.
+
+    Training images come from ``train_records`` or ``data_root``; held-out images from ``held_out_records``,
+    ``val_root``, or else every ``val_every_nth`` training image. Held-out images are never trained on, and
+    are thinned to ``val_limit`` (evenly spaced).
+    """
+    if train_records is None:
+        if config.data_root is None:
+            raise TrainingConfigError("no training data: pass --data-root DIR (an ImageNet-style image folder)")
+        train_records = scan_image_folder(config.data_root)
+    train = list(train_records)
+    if held_out_records is not None:
+        held_out = list(held_out_records)
+    elif config.val_root is not None:
+        held_out = scan_image_folder(config.val_root)
+    else:
+        held_out = train[:: config.val_every_nth]
+    train = _disjoint(train, held_out)
+    if not train:
+        raise TrainingConfigError("no training images left once the held-out images are set aside")
+    return train, evenly_spaced(held_out, config.val_limit)
+
+
+def ids_digest(records: Sequence[ImageRecord]) -> str:
+    """A fingerprint of the training set (its image ids and labels), checked on resume."""
+    text = "\n".join(f"{r.image_id}\t{r.label}" for r in records)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# The step
+# ------------------------------------------------------------------------------------------------
+def classify(classifier: nn.Module, images: torch.Tensor, amp: bool) -> torch.Tensor:
+    """Downstream logits (float32), under bf16 autocast when ``amp``."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+        return classifier(images).float()
+
+
+def clamp_norms(grads: Sequence[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
+    """Each gradient rescaled to norm <= ``max_norm`` on its own (left as is when already within)."""
+    norms = torch._foreach_norm(list(grads))
+    scales = [max_norm / norm.clamp_min(max_norm) for norm in norms]
+    return torch._foreach_mul(list(grads), scales)
+
+
+def train_step(models: Models, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
+               *, amp: bool, grad_clip: float) -> torch.Tensor:
+    """One optimisation step of Algorithm 1; returns the detached ``[loss1, loss2]``."""
+    params = models.trainable
+    loss1 = F.cross_entropy(classify(models.classifier, models.student(images), amp), labels)
+    grads1 = clamp_norms(torch.autograd.grad(loss1, params), grad_clip)
+    with torch.no_grad():
+        teacher_view = models.ema(images)
+    loss2 = F.cross_entropy(classify(models.classifier, models.student(teacher_view), amp), labels)
+    grads2 = clamp_norms(torch.autograd.grad(0.5 * loss2, params), grad_clip)
+    for param, grad in zip(params, torch._foreach_add(grads1, grads2), strict=True):
+        param.grad = grad
+    optimizer.step()
+    return torch.stack([loss1.detach(), loss2.detach()])
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, student: nn.Module, rate: float) -> None:
+    """``ema <- rate * ema + (1 - rate) * student`` for every floating entry of the state dict; others copied."""
+    target, source = ema.state_dict(), student.state_dict()
+    floats = [k for k, v in target.items() if v.is_floating_point()]
+    torch._foreach_lerp_([target[k] for k in floats], [source[k] for k in floats], 1.0 - rate)
+    for key in target.keys() - set(floats):
+        target[key].copy_(source[key])
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation
+# ------------------------------------------------------------------------------------------------
+def _as_input(batch: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    images = batch.float().div_(255.0)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+@torch.no_grad()
+def evaluate(models: Models, held_out: HeldOutSet, *, batch_size: int, amp: bool,
+             channels_last: bool = False) -> dict[str, float]:
+    """Held-out top-1 (%) of the downstream model on clean, corrupted and enhanced (student, EMA) images.
+
+    ``enhanced_clean`` is the EMA enhancer on the clean images (what SyMPIE costs where nothing is wrong).
+    """
+    was_training = models.student.training
+    models.student.eval()
+    hits: dict[str, torch.Tensor] = {}
+
+    def count(name: str, images: torch.Tensor, labels: torch.Tensor) -> None:
+        correct = (classify(models.classifier, images, amp).argmax(dim=1) == labels).sum()
+        hits[name] = hits.get(name, 0) + correct
+
+    for start in range(0, len(held_out), batch_size):
+        part = slice(start, start + batch_size)
+        clean = _as_input(held_out.clean[part], channels_last)
+        corrupted = _as_input(held_out.corrupted[part], channels_last)
+        labels = held_out.labels[part]
+        count("clean", clean, labels)
+        count("corrupted", corrupted, labels)
+        count("enhanced", models.student(corrupted), labels)
+        count("enhanced_ema", models.ema(corrupted), labels)
+        count("enhanced_clean", models.ema(clean), labels)
+    models.student.train(was_training)
+    return {name: 100.0 * float(n) / len(held_out) for name, n in hits.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Files: checkpoint, log, weights
+# ------------------------------------------------------------------------------------------------
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path: Path, *, step: int, models: Models, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler, run_info: dict[str, Any]) -> None:
+    """Write everything needed to resume after ``step`` to ``path`` (temp file + rename)."""
+    _atomic_torch_save(
+        {
+            "version": CHECKPOINT_VERSION,
+            "step": step,
+            "student": models.student.state_dict(),
+            "ema": models.ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_states(),
+            "run": run_info,
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: Path, run_info: dict[str, Any]) -> dict[str, Any]:
+    """Read ``path`` and check that it belongs to a run with the same settings as ``run_info``."""
+    if not path.is_file():
+        raise TrainingConfigError(f"--resume: no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingConfigError(f"--resume: cannot read {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise TrainingConfigError(f"--resume: {path} is not a train_sympie checkpoint (version {CHECKPOINT_VERSION})")
+    saved = state["run"]
+    differ = [f"{k}: checkpoint {saved.get(k)!r}, now {run_info.get(k)!r}"
+              for k in RESUME_KEYS if saved.get(k) != run_info.get(k)]
+    if differ:
+        raise TrainingConfigError(f"--resume: settings differ from the checkpoint's ({'; '.join(differ)})")
+    return state
+
+
+class JsonlLog:
+    """Append-only JSON-lines log; on resume, entries after the resumed step are dropped first."""
+
+    def __init__(self, path: Path, *, keep_until: int | None) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if keep_until is None:
+            path.write_text("")
+        elif path.exists():
+            kept = [line for line in path.read_text().splitlines() if self._step_of(line) <= keep_until]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    @staticmethod
+    def _step_of(line: str) -> float:
+        """The step of a log line; unreadable lines (a write cut short) sort after every step."""
+        try:
+            return json.loads(line).get("step", 0)
+        except (json.JSONDecodeError, AttributeError):
+            return float("inf")
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def save_weights(models: Models, out: Path, metadata: dict[str, Any], *, half: bool) -> tuple[Path, Path]:
+    """The student's and the EMA's NEM as ``sympie.safetensors`` and ``sympie_ema.safetensors`` (+ json)."""
+    from ..enhancers.sympie_weights import save_nem_weights
+
+    student = save_nem_weights(models.student.nem, out / STUDENT_WEIGHTS, {**metadata, "weights": "student"},
+                               half=half)
+    ema = save_nem_weights(models.ema.nem, out / EMA_WEIGHTS, {**metadata, "weights": "ema"}, half=half)
+    return student, ema
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------------
+def _run_info(config: TrainConfig, pool: list[str], train: list[ImageRecord], held_out: list[ImageRecord],
+              device: torch.device) -> dict[str, Any]:
+    info = {k: (str(Path(v).resolve()) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    info.update(
+        corruptions=pool,
+        severities=list(config.severities),
+        val_severities=list(config.val_severities),
+        n_train_images=len(train),
+        n_held_out_images=len(held_out),
+        train_ids_sha256=ids_digest(train),
+        device=str(device),
+    )
+    return info
+
+
+def _weights_metadata(info: dict[str, Any], step: int, last_eval: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "downstream_model": info["model"],
+        "training_data": info["data_root"],
+        "n_train_images": info["n_train_images"],
+        "held_out_data": info["val_root"] or f"every {info['val_every_nth']}th image of the training data",
+        "n_held_out_images": info["n_held_out_images"],
+        "iterations": step,
+        "batch_size": info["batch_size"],
+        "lr": info["lr"],
+        "ema_rate": info["ema_rate"],
+        "seed": info["seed"],
+        "corruption_pool": info["corruptions"],
+        "severities": info["severities"],
+        "crop": info["crop"],
+        "resize": info["resize"],
+        "held_out_top1": last_eval,
+    }
+
+
+class _Trainer:
+    """State of one run; :func:`train` is the entry point."""
+
+    def __init__(self, config: TrainConfig, train_records: list[ImageRecord], held_out_records: list[ImageRecord]):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.amp = config.amp and self.device.type == "cuda"
+        pool = expand_corruptions(config.corruptions)
+        val_pool = pool if config.val_corruptions is None else expand_corruptions(config.val_corruptions)
+        self.info = _run_info(config, pool, train_records, held_out_records, self.device)
+        self.checkpoint_path = Path(config.out) / CHECKPOINT_NAME
+        resumed = load_checkpoint(self.checkpoint_path, self.info) if config.resume else None
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.models = build_models(config, self.device)
+        self.optimizer = torch.optim.Adam(parameter_groups(self.models.student, config.lr, config.bias_lr))
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.iterations)
+        self.step = 0
+        self._in_step = False
+        self.evaluations: list[dict[str, Any]] = []
+        if resumed is not None:
+            self._restore(resumed)
+        self.dataset = CorruptedTrainingSet(train_records, pool, seed=config.seed,
+                                            geometry=RandomCrop(config.resize, config.crop),
+                                            severities=config.severities)
+        self.held_out = build_held_out(held_out_records, val_pool, seed=config.seed,
+                                       preprocess=Preprocess(config.resize, config.crop),
+                                       severities=config.val_severities, workers=config.workers).to(self.device)
+        self.log = JsonlLog(Path(config.out) / LOG_NAME, keep_until=self.step if resumed is not None else None)
+        (Path(config.out) / "config.json").write_text(json.dumps(self.info, indent=2, default=str) + "\n")
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.models.student.load_state_dict(state["student"])
+        self.models.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _set_rng_states(state["rng"])
+        self.step = int(state["step"])
+
+    def save_checkpoint(self) -> None:
+        save_checkpoint(self.checkpoint_path, step=self.step, models=self.models, optimizer=self.optimizer,
+                        scheduler=self.scheduler, run_info=self.info)
+
+    def run_eval(self) -> dict[str, Any]:
+        scores = evaluate(self.models, self.held_out, batch_size=2 * self.config.batch_size, amp=self.amp,
+                          channels_last=self.config.channels_last)
+        record = {"kind": "eval", "step": self.step, **{k: round(v, 3) for k, v in scores.items()}}
+        self.evaluations.append(record)
+        self.log.write(record)
+        return record
+
+    def _due(self, every: int) -> bool:
+        return every > 0 and self.step % every == 0
+
+    def _eval_due(self) -> bool:
+        every = self.config.eval_every
+        done = bool(self.evaluations) and self.evaluations[-1]["step"] == self.step
+        return every > 0 and not done and (self.step % every == 0 or self.step == self.config.iterations)
+
+    def fit(self) -> TrainResult:
+        config = self.config
+        stop = max(self.step, min(config.iterations, config.stop_after or config.iterations))
+        if self.step == 0 and config.eval_every > 0:
+            self.run_eval()
+        if self.step < stop:
+            self._loop(stop)
+        self.save_checkpoint()
+        return self._result()
+
+    def _loop(self, stop: int) -> None:
+        config = self.config
+        loader = training_loader(self.dataset, batch_size=config.batch_size, start_step=self.step, stop_step=stop,
+                                 workers=config.workers, pin_memory=self.device.type == "cuda")
+        progress = _progress(total=config.iterations, initial=self.step, enabled=config.progress)
+        window_start, window_steps, window_losses = time.perf_counter(), 0, None
+        postfix: dict[str, float] = {}
+        try:
+            for images, labels in loader:
+                losses = self._step(images, labels)
+                window_losses = losses if window_losses is None else window_losses + losses
+                window_steps += 1
+                progress.update(1)
+                if self._due(config.log_every) or self.step == stop:
+                    postfix["loss"] = self._log_train(window_losses / window_steps, window_steps, window_start)["loss"]
+                    window_start, window_steps, window_losses = time.perf_counter(), 0, None
+                if self._eval_due():
+                    postfix["ema_top1"] = self.run_eval()["enhanced_ema"]
+                if self._due(config.checkpoint_every):
+                    self.save_checkpoint()
+                progress.set_postfix(postfix, refresh=False)
+        except KeyboardInterrupt:
+            if not self._in_step:  # the state is consistent between steps only
+                self.save_checkpoint()
+            raise
+        finally:
+            progress.close()
+            del loader
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        images = _as_input(images.to(self.device, non_blocking=True), self.config.channels_last)
+        labels = labels.to(self.device, non_blocking=True)
+        self._in_step = True
+        losses = train_step(self.models, self.optimizer, images, labels, amp=self.amp,
+                            grad_clip=self.config.grad_clip)
+        self.scheduler.step()
+        ema_update(self.models.ema, self.models.student, self.config.ema_rate)
+        self.step += 1
+        self._in_step = False
+        return losses
+
+    def _log_train(self, mean_losses: torch.Tensor, steps: int, since: float) -> dict[str, Any]:
+        loss1, loss2 = mean_losses.tolist()
+        elapsed = time.perf_counter() - since
+        record = {
+            "kind": "train",
+            "step": self.step,
+            "loss": round(loss1 + loss2, 5),
+            "loss1": round(loss1, 5),
+            "loss2": round(loss2, 5),
+            "lr": self.scheduler.get_last_lr()[0],
+            "images_per_s": round(steps * self.config.batch_size / max(elapsed, 1e-9), 1),
+        }
+        self.log.write(record)
+        return record
+
+    def _result(self) -> TrainResult:
+        finished = self.step >= self.config.iterations
+        result = TrainResult(self.step, finished, self.evaluations, self.checkpoint_path)
+        if finished:
+            last_eval = self.evaluations[-1] if self.evaluations else None
+            metadata = _weights_metadata(self.info, self.step, last_eval)
+            result.student_weights, result.ema_weights = save_weights(
+                self.models, Path(self.config.out), metadata, half=self.config.fp16_weights)
+        return result
+
+
+def _progress(*, total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    train_records: Sequence[ImageRecord] | None = None,
+    held_out_records: Sequence[ImageRecord] | None = None,
+) -> TrainResult:
+    """Train SyMPIE for ``config.model`` and return what the run produced (see :func:`select_records` for
+    where the images come from; records given here replace the folders of ``config``)."""
+    config.validate()
+    train_list, held_out_list = select_records(config, train_records, held_out_records)
+    return _Trainer(config, train_list, held_out_list).fit()
