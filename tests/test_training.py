@@ -189,3 +189,13 @@ def test_cli_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_pat
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bias_learning_rate_gets_its_own_group() -> None:
+    from robustbench_sympie.training.loop import parameter_groups
+
+    student = Sympie(weights=None)
+    assert len(parameter_groups(student, 1e-4, None)) == 1
+    rest, bias = parameter_groups(student, 1e-4, 1e-2)
+    assert bias["params"] == [student.nem.out.bias] and bias["lr"] == 1e-2 and rest["lr"] == 1e-4
+    assert len(rest["params"]) == len(list(student.parameters())) - 1
