@@ -110,6 +110,9 @@ def build_enhancer_architecture(name: str) -> nn.Module:
 
 def _measure(name: str, kind: str, module: nn.Module, resolutions: Sequence[str]) -> list[FlopCount]:
     params = count_params(module)
+    if not getattr(module, "flops_countable", True):  # e.g. a per-image OpenCV/scikit-image enhancer
+        note = getattr(module, "cost_note", "") or "not countable: not a torch computation"
+        return [FlopCount(name, kind, r, float("nan"), float("nan"), params, note) for r in resolutions]
     rows = []
     for resolution in resolutions:
         try:
