@@ -8,17 +8,19 @@ as soon as it finishes, so an interrupted run resumes at the first unfinished ce
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
+import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Sampler
 
 from .data.clean_folder import Preprocess
 from .data.corruptions import SEVERITIES
@@ -150,7 +152,7 @@ def dataset_logit_mask(dataset: Any, device: torch.device) -> torch.Tensor | Non
 
 
 def evaluate_cell(
-    loader: DataLoader, pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None,
+    loader: Iterable[Batch], pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None,
     logit_mask: torch.Tensor | None = None,
 ) -> tuple[dict[int, CellCounter], float, list[str]]:
     """Evaluate ``pairs`` on the batches of one cell; returns counters, data seconds and load errors.
@@ -187,6 +189,42 @@ def evaluate_cell(
     return counters, data_seconds, errors
 
 
+class CellBatchSampler(Sampler[list[int]]):
+    """Batches over concatenated cells that never straddle two cells (so every batch belongs to one cell)."""
+
+    def __init__(self, sizes: Sequence[int], batch_size: int) -> None:
+        self.sizes, self.batch_size = list(sizes), batch_size
+
+    def batches_per_cell(self) -> list[int]:
+        return [math.ceil(size / self.batch_size) for size in self.sizes]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        offset = 0
+        for size in self.sizes:
+            for start in range(0, size, self.batch_size):
+                yield list(range(offset + start, offset + min(start + self.batch_size, size)))
+            offset += size
+
+    def __len__(self) -> int:
+        return sum(self.batches_per_cell())
+
+
+def cell_batches(dataset, cells: Sequence[Cell], config: SuiteConfig,
+                 device: torch.device) -> Iterator[tuple[int, Iterator[Batch]]]:
+    """(number of images, iterator of batches) per cell, all drawn from a single DataLoader over the whole plan.
+
+    One loader (one set of worker processes, prefetching across cell boundaries) serves every cell, so
+    decoding and corrupting the next cell overlaps with evaluating the current one.
+    """
+    parts = [dataset.cell_dataset(cell) for cell in cells]
+    sampler = CellBatchSampler([len(part) for part in parts], config.batch_size)
+    loader = DataLoader(ConcatDataset(parts), batch_sampler=sampler, num_workers=config.workers,
+                        collate_fn=collate_samples, pin_memory=device.type == "cuda")
+    stream = iter(loader)
+    for size, count in zip(sampler.sizes, sampler.batches_per_cell(), strict=True):
+        yield size, itertools.islice(stream, count)
+
+
 def run_suite(config: SuiteConfig) -> pd.DataFrame:
     """Run the grid described by ``config`` and return the results table (also in ``OUT/results.csv``)."""
     from tqdm.auto import tqdm
@@ -205,33 +243,47 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
         pair.config_hash = config_hash({**provenance, "enhancer_weights": pair.enhancer_weights})
     metadata = run_metadata(str(device))
     cells = dataset.cells()
-    log_path = out / "skipped.log"
+    plan = []
+    for cell in cells:
+        key = {"dataset": dataset.name, "corruption": cell.corruption, "severity": cell.severity}
+        pending = [p for p in pairs if not store.finished(
+            {"enhancer": p.enhancer_name, "model": p.model_name, **key}, p.config_hash)]
+        if pending:
+            plan.append((cell, key, pending))
+    context = RunContext(config, device, provenance, metadata, out / "skipped.log", dataset_logit_mask(dataset, device))
 
-    with tqdm(total=len(cells), desc="grid", unit="cell", disable=not config.progress, position=0) as grid_bar:
-        for cell in cells:
-            key = {"dataset": dataset.name, "corruption": cell.corruption, "severity": cell.severity}
-            pending = [p for p in pairs if not store.finished(
-                {"enhancer": p.enhancer_name, "model": p.model_name, **key}, p.config_hash)]
-            if pending:
-                rows = _run_cell(dataset, cell, pending, config, device, key, provenance, metadata, log_path)
-                store.append(rows)
-            grid_bar.update(1)
+    with tqdm(total=len(cells), initial=len(cells) - len(plan), desc="grid", unit="cell",
+              disable=not config.progress, position=0) as grid_bar:
+        if plan:
+            batches = cell_batches(dataset, [cell for cell, _, _ in plan], config, device)
+            for (cell, key, pending), (size, cell_stream) in zip(plan, batches, strict=True):
+                store.append(_run_cell(cell_stream, size, cell, pending, key, context))
+                grid_bar.update(1)
     return store.frame
 
 
-def _run_cell(dataset, cell: Cell, pairs: Sequence[Pair], config: SuiteConfig, device: torch.device,
-              key: dict, provenance: dict, metadata: dict, log_path: Path) -> list[dict[str, Any]]:
+@dataclass
+class RunContext:
+    """What every cell of a run shares: settings, device, provenance and where to log skipped files."""
+
+    config: SuiteConfig
+    device: torch.device
+    provenance: dict[str, Any]
+    metadata: dict[str, Any]
+    log_path: Path
+    logit_mask: torch.Tensor | None
+
+
+def _run_cell(batches: Iterable[Batch], n_images: int, cell: Cell, pairs: Sequence[Pair], key: dict,
+              context: RunContext) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
-    loader = DataLoader(
-        dataset.cell_dataset(cell), batch_size=config.batch_size, shuffle=False, num_workers=config.workers,
-        collate_fn=collate_samples, pin_memory=device.type == "cuda",
-    )
     label = f"{cell.corruption}/{cell.severity}"
-    with tqdm(total=dataset.n_images, desc=label, unit="img", leave=False, disable=not config.progress,
+    with tqdm(total=n_images, desc=label, unit="img", leave=False, disable=not context.config.progress,
               position=1) as bar:
-        counters, data_seconds, errors = evaluate_cell(loader, pairs, device, bar.update,
-                                                       dataset_logit_mask(dataset, device))
+        counters, data_seconds, errors = evaluate_cell(batches, pairs, context.device, bar.update,
+                                                       context.logit_mask)
+    log_path, provenance, metadata = context.log_path, context.provenance, context.metadata
     if errors:
         log.warning("%s: skipped %d unreadable image(s), listed in %s", label, len(errors), log_path)
         with open(log_path, "a", encoding="utf-8") as handle:

@@ -105,3 +105,17 @@ def test_enhancer_without_weights_is_refused_unless_allowed(few_images: Path, tm
     frame = run_suite(_config(few_images, tmp_path / "b", enhancers=["test_needs_weights"], corruptions="clean",
                               allow_untrained=True))
     assert frame.enhancer.tolist() == ["test_needs_weights[untrained]"]
+
+
+def test_batches_never_straddle_two_cells():
+    from robustbench_sympie.runner import CellBatchSampler
+
+    sampler = CellBatchSampler([5, 3, 4], batch_size=2)
+    assert list(sampler) == [[0, 1], [2, 3], [4], [5, 6], [7], [8, 9], [10, 11]]
+    assert sampler.batches_per_cell() == [3, 2, 2] and len(sampler) == 7
+
+
+def test_one_loader_with_workers_serves_every_cell(few_images: Path, tmp_path: Path):
+    serial = run_suite(_config(few_images, tmp_path / "serial", enhancers=["identity"]))
+    parallel = run_suite(_config(few_images, tmp_path / "parallel", enhancers=["identity"], workers=2))
+    pd.testing.assert_frame_equal(serial[STABLE].reset_index(drop=True), parallel[STABLE].reset_index(drop=True))
