@@ -168,8 +168,13 @@ def per_corruption(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_severity(results: pd.DataFrame) -> pd.DataFrame:
-    """Top-1/top-5 per (enhancer, model, dataset, severity), pooled over the corrupted cells; clean is severity 0."""
+    """Top-1/top-5 per (enhancer, model, dataset, severity), pooled over the corrupted cells; clean is severity 0.
+
+    Cells without a severity of their own (severity 0 but not ``clean``, e.g. ImageNet-C-Mixed's ``mixed_<k>``)
+    are left out rather than pooled with clean.
+    """
     by = [*GROUP, "severity"]
+    results = results[(results["severity"] != 0) | (results["corruption"] == CLEAN)]
     table = pooled(results, by)
     counts = results.groupby(by, sort=False, dropna=False)["corruption"].nunique().rename("n_corruptions")
     return table.merge(counts.reset_index(), on=by, how="left").sort_values([*GROUP, "severity"], kind="stable")

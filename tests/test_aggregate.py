@@ -212,3 +212,15 @@ def test_summary_uses_the_aggregation_and_reports_mce():
     assert "mean (corrupted)" in text and "50.0" in text
     # fog at severity 3: (1 - 0.6) / 0.84378 = 47.41 %; speckle_noise is not a benchmark corruption
     assert "mCE 47.4 %" in text and "partial: 1/15 corruptions, 1/75 cells" in text
+
+
+def test_per_severity_keeps_mixed_cells_out_of_clean():
+    import pandas as pd
+
+    from robustbench_sympie.aggregate import per_severity
+
+    rows = [("clean", 0, 10, 9), ("mixed_1", 0, 10, 5), ("fog", 3, 10, 6)]
+    frame = pd.DataFrame([{"enhancer": "identity", "model": "m", "dataset": "d", "corruption": c, "severity": s,
+                           "n": n, "n_correct_top1": k, "n_correct_top5": k} for c, s, n, k in rows])
+    table = per_severity(frame).set_index("severity")
+    assert table.loc[0, "n"] == 10 and table.loc[0, "top1"] == 0.9 and table.loc[3, "top1"] == 0.6
