@@ -40,6 +40,8 @@ PAIRING_COLUMNS: tuple[str, ...] = ("model_weights", "n_images", "seed", "resize
 CLEAN = "clean"
 #: ImageNet-C-Mixed names the cell of the images that received k corruptions ``mixed_<k>`` (severity 0)
 MIXED_CELL = r"^mixed_(\d+)$"
+#: VizWiz names the cell of the images carrying a quality flag ``flag_<FLAG>`` (severity 0)
+FLAG_CELL = r"^flag_(\w+)$"
 BASELINE = "identity"
 ON_CONFLICT = ("error", "first", "last")
 
@@ -345,6 +347,24 @@ def mixed_breakdown(results: pd.DataFrame) -> pd.DataFrame:
     return breakdown(with_mixed_counts(results), "n_corruptions")
 
 
+def with_quality_flags(results: pd.DataFrame) -> pd.DataFrame:
+    """Add ``quality_flag`` parsed from VizWiz cell names (``flag_<FLAG>``, see :mod:`.data.vizwiz`).
+
+    Rows of other cells get NaN; a results table that already has the column is returned unchanged.
+    """
+    if "quality_flag" in results.columns:
+        return results
+    return results.assign(quality_flag=results["corruption"].astype(str).str.extract(FLAG_CELL, expand=False))
+
+
+def with_breakdown_columns(results: pd.DataFrame) -> pd.DataFrame:
+    """``n_corruptions`` (ImageNet-C-Mixed) and ``quality_flag`` (VizWiz) derived from the cell names."""
+    return with_quality_flags(with_mixed_counts(results))
+
+
 def vizwiz_breakdown(results: pd.DataFrame) -> pd.DataFrame:
-    """VizWiz: accuracy per image-quality flag (``quality_flag``)."""
-    return breakdown(results, "quality_flag")
+    """VizWiz: accuracy per image-quality flag (``quality_flag``, or the ``flag_<FLAG>`` cells)."""
+    flagged = with_quality_flags(results)
+    if flagged["quality_flag"].isna().all():
+        raise DataError("the results have no 'quality_flag' column and no 'flag_<FLAG>' cells to break down by")
+    return breakdown(flagged, "quality_flag")

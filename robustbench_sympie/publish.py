@@ -273,7 +273,7 @@ def publish(loaded: agg.LoadedResults, out: str | Path, command: str = "", basel
         _write(out / "deltas.md", deltas_markdown(overview, delta_by_corruption(corruption_deltas), baseline,
                                                   confidence)),
     ]
-    with_counts = agg.with_mixed_counts(results)
+    with_counts = agg.with_breakdown_columns(results)
     for column in (c for c in agg.BREAKDOWN_COLUMNS if c in with_counts.columns and with_counts[c].notna().any()):
         written += [_csv(agg.breakdown(with_counts, column), out / f"breakdown_{column}.csv"),
                     _write(out / f"breakdown_{column}.md", breakdown_markdown(with_counts, column))]

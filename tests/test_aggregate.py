@@ -224,3 +224,11 @@ def test_per_severity_keeps_mixed_cells_out_of_clean():
                            "n": n, "n_correct_top1": k, "n_correct_top5": k} for c, s, n, k in rows])
     table = per_severity(frame).set_index("severity")
     assert table.loc[0, "n"] == 10 and table.loc[0, "top1"] == 0.9 and table.loc[3, "top1"] == 0.6
+
+
+def test_vizwiz_breakdown_reads_the_flag_cells():
+    cells = [("identity", "m", "all", 0, 10, 5), ("identity", "m", "flag_BLR", 0, 4, 1),
+             ("identity", "m", "flag_DRK", 0, 5, 4)]
+    table = agg.vizwiz_breakdown(make_results(cells, dataset="vizwiz")).set_index("quality_flag")
+    assert table.loc["BLR", "top1"] == pytest.approx(0.25) and table.loc["DRK", "top1"] == pytest.approx(0.8)
+    assert "all" not in table.index
