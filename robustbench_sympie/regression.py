@@ -105,7 +105,9 @@ def compare_results(new: pd.DataFrame, golden: pd.DataFrame, *, tolerance_pts: f
     dropped = delta < -tolerance_pts
     if alpha is not None:
         dropped &= p < alpha
-    status = np.select([dropped, delta > 0, delta < 0], ["REGRESSION", "improved", "within tolerance"], "ok")
+    empty = (both["n_new"] <= 0) | (both["n_golden"] <= 0) | delta.isna()
+    status = np.select([empty, dropped, delta > 0, delta < 0],
+                       ["REGRESSION", "REGRESSION", "improved", "within tolerance"], "ok")
     table = both[keys].assign(
         n=both["n_new"].astype(int), golden_top1_pct=gold_pct, new_top1_pct=new_pct, delta_pts=delta,
         p_drop=p, status=status)

@@ -33,7 +33,7 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     """Read a results CSV, checking that the leading columns are there."""
     path = Path(path)
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={"config_hash": str, "git_commit": str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is not a readable results CSV: {exc}") from None
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
@@ -80,7 +80,7 @@ class ResultsStore:
             raise DataError(
                 f"{self.path} already holds cell {dict(key)} computed with other settings "
                 f"(config {sorted(hashes)} vs {config_hash}: seed, images, preprocessing or weights differ). "
-                "Use another --out directory, or --overwrite to recompute."
+                "Use another --out directory, or delete that results.csv to recompute."
             )
         return True
 

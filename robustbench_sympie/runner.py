@@ -34,6 +34,8 @@ from .results import ResultsStore
 log = logging.getLogger(__name__)
 
 UNTRAINED_SUFFIX = "[untrained]"
+#: provenance that describes the request, not the settings a cell's numbers depend on (kept out of config_hash)
+UNHASHED_PROVENANCE = frozenset({"missing_cells"})
 
 
 @dataclass
@@ -239,8 +241,9 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out)
     provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default"}
+    settings = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
     for pair in pairs:
-        pair.config_hash = config_hash({**provenance, "enhancer_weights": pair.enhancer_weights})
+        pair.config_hash = config_hash({**settings, "enhancer_weights": pair.enhancer_weights})
     metadata = run_metadata(str(device))
     cells = dataset.cells()
     plan = []

@@ -149,3 +149,28 @@ def test_build_dataset_cli(demo_root: Path, tmp_path: Path, capsys):
     assert dataset.name == "colour-warps" and len(dataset.cells()) == 5
     pixels = np.asarray(load_rgb(next((out / "darken" / "1").rglob("*.png"))))
     assert pixels.max() <= 128  # darken 1 halves every intensity
+
+
+def test_a_rendered_root_is_never_scanned_as_clean_images(published: Path):
+    """Requesting only corruptions the root lacks must not fall back to reading its corrupted files as clean."""
+    for corruptions in ("clean", "clean,impulse_noise"):
+        with pytest.raises(DataError, match="holds none of the requested"):
+            create_dataset("imagenet-c", data_root=published, corruptions=corruptions, severities=[1],
+                           preprocess=Preprocess(256, 64))
+    partial = create_dataset("imagenet-c", data_root=published, corruptions="clean,gaussian_noise", severities=[1],
+                             preprocess=Preprocess(256, 64))
+    assert isinstance(partial, RenderedDataset) and partial.cells() == [Cell("gaussian_noise", 1)]
+    with pytest.raises(DataError, match="rendered corruption set"):
+        create_dataset("imagenet-c-mixed", data_root=published)
+
+
+def test_a_torn_manifest_line_does_not_swallow_the_next_entry(demo_root: Path, tmp_path: Path):
+    source, out = _clean_subset(demo_root, tmp_path, n=2), tmp_path / "out"
+    args = ["imagenet-c", "--source", str(source), "--out", str(out), "--corruptions", "contrast",
+            "--severities", "1", "--workers", "0", "--format", "png"]
+    assert build_main(args) == 0
+    lines = (out / ENTRIES).read_text().splitlines()
+    (out / ENTRIES).write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # crash mid-write of entry 2
+    assert build_main(args) == 0  # the image of the torn entry is rendered again and recorded on a line of its own
+    after = (out / ENTRIES).read_text().splitlines()
+    assert after[0] == lines[0] and json.loads(after[2]) == json.loads(lines[1])

@@ -84,3 +84,10 @@ def test_missing_cells_are_an_error(golden: pd.DataFrame, tmp_path: Path, capsys
 
 def test_pytest_fixture_is_available(accuracy_regression, golden: pd.DataFrame):
     assert accuracy_regression(golden, golden).passed
+
+
+def test_a_cell_with_no_images_is_a_regression(golden: pd.DataFrame):
+    empty = golden.copy()
+    empty.loc[empty.index[0], ["n", "n_correct_top1"]] = 0
+    report = compare_results(empty, golden)
+    assert not report.passed and len(report.regressions) == 1

@@ -119,3 +119,13 @@ def test_one_loader_with_workers_serves_every_cell(few_images: Path, tmp_path: P
     serial = run_suite(_config(few_images, tmp_path / "serial", enhancers=["identity"]))
     parallel = run_suite(_config(few_images, tmp_path / "parallel", enhancers=["identity"], workers=2))
     pd.testing.assert_frame_equal(serial[STABLE].reset_index(drop=True), parallel[STABLE].reset_index(drop=True))
+
+
+def test_numeric_looking_config_hashes_survive_the_csv_round_trip(few_images: Path, tmp_path: Path, monkeypatch):
+    import robustbench_sympie.runner as runner
+
+    monkeypatch.setattr(runner, "config_hash", lambda settings: "012345678901")
+    run_suite(_config(few_images, tmp_path / "out", enhancers=["identity"], corruptions="clean"))
+    Countdown.calls = 0
+    again = run_suite(_config(few_images, tmp_path / "out", enhancers=["identity"], corruptions="clean"))
+    assert again.config_hash.tolist() == ["012345678901"]

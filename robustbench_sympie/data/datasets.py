@@ -190,12 +190,12 @@ def imagenet_c(
     """
     names = expand_corruptions(corruptions)
     if data_root is not None:
-        from .imagenet_c_disk import is_rendered_root, open_rendered
+        from .imagenet_c_disk import looks_rendered, open_rendered
         from .imagenet_c_hub import is_hub_source, open_hub
 
         if is_hub_source(data_root, names):
             return open_hub(data_root, names, list(severities), preprocess=preprocess, limit=limit)
-        if is_rendered_root(data_root, names):
+        if looks_rendered(data_root):
             return open_rendered(data_root, names, list(severities), preprocess=preprocess, limit=limit)
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
     records = evenly_spaced(scan_image_folder(root), limit)

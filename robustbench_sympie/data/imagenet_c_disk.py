@@ -69,6 +69,18 @@ def is_rendered_root(root: str | os.PathLike, corruptions: Sequence[str],
     return False
 
 
+def looks_rendered(root: str | os.PathLike) -> bool:
+    """True when ``root`` holds any rendered corruption folder (of any registered corruption) or a manifest.
+
+    Decided from the root alone, never from the corruptions requested, so that a rendered set is never scanned
+    as clean images (its ``<corruption>/<severity>/<wnid>/`` files would otherwise all look labelled).
+    """
+    from .corruptions import CORRUPTIONS
+
+    root = Path(root).expanduser()
+    return (root / "manifest.json").is_file() or is_rendered_root(root, CORRUPTIONS.names())
+
+
 def fit_to_crop(image, crop: int) -> np.ndarray:
     """A rendered PIL image as ``crop x crop x 3`` uint8: centre-cropped, resized first only if too small."""
     import torchvision.transforms.functional as TF

@@ -206,7 +206,8 @@ def imagenet_c_mixed(
     max_corruptions: int = DEFAULT_MAX_CORRUPTIONS,
 ):
     """ImageNet-C-Mixed on the fly from clean images, or read from a rendered ``mixed_<k>/`` root."""
-    from .imagenet_c_disk import RenderedDataset
+    from ..errors import DataError
+    from .imagenet_c_disk import RenderedDataset, looks_rendered
 
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
     include_clean, pool = split_pool(corruptions)
@@ -215,6 +216,9 @@ def imagenet_c_mixed(
         if not include_clean:
             folders.pop(Cell(CLEAN, 0), None)
         return RenderedDataset(root, folders, [], (preprocess or Preprocess()).crop, limit, NAME)
+    if looks_rendered(root):
+        raise DataError(f"{root} holds a rendered corruption set, not clean images: ImageNet-C-Mixed is generated "
+                        "from a clean folder or read from a root rendered by 'build_dataset imagenet-c-mixed'")
     sampler = Sampler(pool, tuple(severities), max_corruptions, seed)
     records = evenly_spaced(scan_image_folder(root), limit)
     return ImageNetCMixed(records, sampler, include_clean, preprocess or Preprocess(), root)

@@ -176,6 +176,15 @@ def read_entries(root: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def _end_with_newline(path: Path) -> None:
+    """Terminate a torn last line (a crash mid-write) so the next entry starts on a line of its own."""
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+
+
 def _check_header(out: Path, header: dict[str, Any]) -> None:
     """Write ``manifest.json`` or, when resuming, refuse settings that differ from the recorded ones."""
     path = out / MANIFEST
@@ -224,6 +233,7 @@ def render(suite: Suite, source: str | os.PathLike, out: str | os.PathLike, *, f
             jobs.append((record, frozenset(files & done)))
     report = RenderReport(skipped_images=len(records) - len(jobs))
     start = time.perf_counter()
+    _end_with_newline(out / ENTRIES)
     with open(out / ENTRIES, "a", encoding="utf-8") as manifest:
         for entries in _run(suite, jobs, out, fmt, preprocess, workers, progress):
             for entry in entries:
