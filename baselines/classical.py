@@ -145,5 +145,10 @@ class BM3DDenoise(NumpyEnhancer):
     def enhance_image(self, image: np.ndarray) -> np.ndarray:
         import bm3d
 
-        sigma = self.sigma if self.sigma is not None else estimate_noise_sigma(image)
-        return bm3d.bm3d_rgb(image, max(sigma, 1e-3)).astype(np.float32)
+        sigma = max(self.sigma if self.sigma is not None else estimate_noise_sigma(image), 1e-3)
+        if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]):
+            # bm3d_rgb's colour transform divides by the chroma spread: grey images take the one-channel path
+            out = np.repeat(np.asarray(bm3d.bm3d(image[..., 0], sigma))[..., None], 3, axis=-1)
+        else:
+            out = bm3d.bm3d_rgb(image, sigma)
+        return np.where(np.isfinite(out), out, image).astype(np.float32)  # flat images: keep the input
