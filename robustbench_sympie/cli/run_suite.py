@@ -99,7 +99,9 @@ def print_listing() -> None:
     for name in CORRUPTIONS.names():
         families.setdefault(CORRUPTIONS.get(name).family, []).append(name)
     print("corruptions (clean = uncorrupted, severity 0):")
-    for family, names in families.items():
+    order = ["noise", "blur", "weather", "digital", "extra", "imagenet_c_bar", "colour_warp"]
+    for family, names in sorted(families.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 99,
+                                                                   kv[0])):
         print(f"  {family:12s} {', '.join(names)}")
     print("corruption groups: " + ", ".join(sorted(CORRUPTION_GROUPS)))
 
