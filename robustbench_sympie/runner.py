@@ -116,10 +116,12 @@ def build_pairs(config: SuiteConfig, device: torch.device) -> list[Pair]:
             reported = enhancer_name
             if not enhancer.has_weights:
                 if not config.allow_untrained:
+                    hint = getattr(enhancer, "weights_hint", None)  # optional: which file, and where to get it
+                    hint = f" ({hint()})" if callable(hint) else ""
                     raise SuiteError(
                         f"enhancer {enhancer_name!r} needs trained weights and none are available for model "
                         f"{model_name!r}: pass --enhancer-weights PATH, or --allow-untrained to evaluate the "
-                        f"untrained module (reported as '{enhancer_name}{UNTRAINED_SUFFIX}')"
+                        f"untrained module (reported as '{enhancer_name}{UNTRAINED_SUFFIX}'){hint}"
                     )
                 reported = enhancer_name + UNTRAINED_SUFFIX
             pairs.append(Pair(reported, model_name, enhancer, model, enhancer.weights_description or "none"))
