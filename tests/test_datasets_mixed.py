@@ -77,3 +77,23 @@ def test_rendered_mixed_manifest_matches_its_images(demo_root: Path, tmp_path: P
         a, b = fly.cell_dataset(cell), disk.cell_dataset(cell)
         assert torch.equal(torch.stack([a[i].image for i in range(len(a))]),
                            torch.stack([b[i].image for i in range(len(b))]))
+
+
+def test_limit_on_a_rendered_mixed_root_keeps_one_image_set(tmp_path):
+    """--limit picks images once over all cells, so mixed_<k> cells are not re-weighted and clean matches them."""
+    import numpy as np
+    from PIL import Image
+
+    from robustbench_sympie.data.datasets import Cell, create_dataset
+
+    layout = {"clean": "abcd", "mixed_1": "ab", "mixed_2": "cd"}
+    for folder, names in layout.items():
+        for name in names:
+            path = tmp_path / folder / "n01440764" / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(path)
+    dataset = create_dataset("imagenet-c-mixed", data_root=tmp_path, limit=2)
+    ids = {cell.corruption: [r.image_id for r in dataset.records(cell)] for cell in dataset.cells()}
+    assert ids == {"clean": ["n01440764/a.png", "n01440764/d.png"], "mixed_1": ["n01440764/a.png"],
+                   "mixed_2": ["n01440764/d.png"]}
+    assert dataset.n_images == 2 and Cell("mixed_2", 0) in dataset.cells()

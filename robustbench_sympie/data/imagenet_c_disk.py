@@ -121,15 +121,30 @@ class RenderedDataset:
     name: str = "imagenet-c"
     _records: dict[Cell, list[ImageRecord]] = field(default_factory=dict, repr=False)
 
+    def _scanned(self) -> dict[Cell, list[ImageRecord]]:
+        """Every cell's images; with ``limit``, one subset chosen over the union of the cells' image ids.
+
+        Choosing the subset once keeps the same images in every cell, also where cells partition the images
+        (ImageNet-C-Mixed's ``mixed_<k>`` folders), so ``--limit`` never re-weights the cells.
+        """
+        if not self._records:
+            scanned = {cell: scan_image_folder(folder) for cell, folder in self.folders.items()}
+            if self.limit is not None:
+                union = {r.image_id: r for records in scanned.values() for r in records}
+                chosen = {r.image_id for r in evenly_spaced(sorted(union.values(), key=lambda r: r.image_id),
+                                                            self.limit)}
+                scanned = {cell: [r for r in records if r.image_id in chosen] for cell, records in scanned.items()}
+            self._records.update(scanned)
+        return self._records
+
     def records(self, cell: Cell) -> list[ImageRecord]:
         """The (limited) images of ``cell``, scanned once."""
-        if cell not in self._records:
-            self._records[cell] = evenly_spaced(scan_image_folder(self.folders[cell]), self.limit)
-        return self._records[cell]
+        return self._scanned()[cell]
 
     @property
     def n_images(self) -> int:
-        return len(self.records(next(iter(self.folders))))
+        """Distinct images over the cells (after ``limit``)."""
+        return len({r.image_id for records in self._scanned().values() for r in records})
 
     def cells(self) -> list[Cell]:
         return list(self.folders)
