@@ -50,6 +50,16 @@ class BaselineEnhancer(Enhancer):
     flops_countable: ClassVar[bool] = True
     #: how the cost was obtained / what it leaves out
     cost_note: ClassVar[str] = ""
+    #: where the loaded weights came from ('' when none are loaded); set by enhancers that load weights
+    _weights: str = ""
+
+    @property
+    def has_weights(self) -> bool:
+        return not self.requires_weights or bool(self._weights)
+
+    @property
+    def weights_description(self) -> str:
+        return self._weights
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         check_enhancer_input(images)

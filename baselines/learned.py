@@ -74,7 +74,6 @@ class LearnedDenoiser(BaselineEnhancer):
     def __init__(self, weights: str | os.PathLike | None = None) -> None:
         super().__init__()
         self.network = self.build_network()
-        self._weights = ""
         if weights is not None:
             self.load_weights(weights)
         self.network.eval().requires_grad_(False)
@@ -85,14 +84,6 @@ class LearnedDenoiser(BaselineEnhancer):
         """Which file to pass with ``--enhancer-weights`` and where the authors released it."""
         return f"{cls.name} needs the authors' weights {cls.weights_file} ({cls.weights_source}): " \
                f"pass --enhancer-weights PATH (weights=PATH)"
-
-    @property
-    def has_weights(self) -> bool:
-        return bool(self._weights)
-
-    @property
-    def weights_description(self) -> str:
-        return self._weights
 
     def build_network(self) -> nn.Module:  # pragma: no cover - abstract
         """The architecture, randomly initialised, with nothing downloaded."""
