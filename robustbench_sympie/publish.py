@@ -136,12 +136,18 @@ def numeric_best(table: pd.DataFrame, rule: str, exclude: Sequence[str] = ()) ->
 # ------------------------------------------------------------------------------------------------
 # heatmaps
 # ------------------------------------------------------------------------------------------------
+def heatmap_grid(cell_deltas: pd.DataFrame) -> pd.DataFrame:
+    """Δ top-1 (pts) as corruptions (benchmark order) x severities (ascending), whatever the rows' order."""
+    grid = cell_deltas.pivot_table(index="corruption", columns="severity", values="delta_top1_pts", sort=False)
+    grid = grid.reindex(columns=sorted(grid.columns))
+    return grid.reindex(agg.corruption_order(grid.index))
+
+
 def heatmap(cell_deltas: pd.DataFrame, path: Path, title: str) -> Path:
     """Δ top-1 (pts) per corruption x severity (the SyMPIE paper's Figure 6 style), saved as a PNG."""
     from matplotlib.figure import Figure
 
-    grid = cell_deltas.pivot_table(index="corruption", columns="severity", values="delta_top1_pts", sort=False)
-    grid = grid.reindex(agg.corruption_order(grid.index))
+    grid = heatmap_grid(cell_deltas)
     values = grid.to_numpy(dtype=float)
     limit = max(float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0, 0.5)
     fig = Figure(figsize=(2.2 + 0.8 * grid.shape[1], 1.2 + 0.38 * grid.shape[0]))

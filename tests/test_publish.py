@@ -178,3 +178,12 @@ def test_meta_counting_builds_no_real_weights():
 
     net = build_model_architecture("efficientnet_lite0")
     assert all(p.device == torch.device("meta") for p in net.parameters())
+
+
+def test_heatmap_grid_orders_severities_and_corruptions_whatever_the_row_order():
+    from robustbench_sympie.publish import heatmap_grid
+
+    rows = [("contrast", 3, 1.0), ("gaussian_noise", 3, 2.0), ("contrast", 1, 3.0), ("gaussian_noise", 1, 4.0)]
+    grid = heatmap_grid(pd.DataFrame(rows, columns=["corruption", "severity", "delta_top1_pts"]))
+    assert list(grid.columns) == [1, 3] and list(grid.index) == ["gaussian_noise", "contrast"]
+    assert grid.loc["contrast", 1] == 3.0

@@ -255,6 +255,26 @@ def test_missing_packaged_default_falls_back_with_warning(tmp_path: Path, monkey
         Sympie(weights="EFFICIENTNET_LITE0_SAMPLE")
 
 
+def test_packaged_efficientnet_lite0_checkpoint_is_the_default() -> None:
+    entry = sympie_weights.EFFICIENTNET_LITE0_SAMPLE
+    path = entry.local_path()
+    assert path.is_file(), f"the packaged checkpoint is missing: {path}"
+    meta = json.loads(path.with_name(path.name + ".json").read_text())
+    assert meta["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert meta["downstream_model"] == "efficientnet_lite0" and meta["n_train_images"] == 700
+    enhancer = Sympie(downstream_model="efficientnet_lite0")  # strict key check on load
+    assert enhancer.has_weights and "EFFICIENTNET_LITE0_SAMPLE" in enhancer.weights_description
+    assert enhancer.nem.out.weight.abs().sum() > 0  # trained, not the identity initialisation
+    images = torch.rand(2, 3, 96, 128)
+    out = enhancer(images)
+    assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1 and not torch.equal(out, images)
+
+    from robustbench_sympie.cli.run_suite import default_enhancers
+
+    assert default_enhancers(["efficientnet_lite0"]) == ["identity", "sympie"]
+    assert default_enhancers(["efficientnet_lite0", "some_other_net"]) == ["identity"]
+
+
 def test_unknown_downstream_model_is_untrained() -> None:
     enhancer = Sympie(downstream_model="some_other_net")
     assert not enhancer.has_weights and "untrained" in enhancer.weights_description

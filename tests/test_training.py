@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.nn import functional as F
 
 from robustbench_sympie.data.clean_folder import Preprocess, scan_image_folder
 from robustbench_sympie.data.datasets import demo_data_root
 from robustbench_sympie.enhancers.sympie import Sympie
-from robustbench_sympie.models import create_model
 from robustbench_sympie.training.data import CorruptedTrainingSet, RandomCrop, StreamSampler, build_held_out
 from robustbench_sympie.training.loop import TrainConfig, clamp_norms, ema_update, train
 
@@ -81,44 +79,55 @@ def test_ema_update_covers_parameters_and_buffers() -> None:
 
 
 # -- training --------------------------------------------------------------------------------------
-def _warped_loss(images: torch.Tensor, labels: torch.Tensor, classifier, enhancer=None) -> float:
-    with torch.no_grad():
-        inputs = images.float() / 255
-        return F.cross_entropy(classifier(enhancer(inputs) if enhancer else inputs), labels).item()
-
-
-def test_short_training_run_learns_to_undo_darkening(records, tmp_path: Path) -> None:
-    """A short run on darkened images: step 0 is the identity, the trained enhancers lower the warped loss.
-
-    Held-out top-1 is logged, but not asserted to rise: a few dozen Adam steps on a handful of images do not
-    reliably improve it (see the training notes in the report); the downstream loss on the training images does
-    fall, which shows that gradients reach the NEM and the two-pass objective is optimised.
-    """
+def test_short_training_run_raises_held_out_top1(records, tmp_path: Path) -> None:
+    """A few dozen steps of Algorithm 1 on low-contrast images raise efficientnet_lite0's top-1 on held-out
+    low-contrast images (never trained on), with the CPU recipe: BN statistics calibrated then frozen, the
+    NEM's convolutions frozen, the colour part of the warp trained. Step 0 is exactly the identity."""
     torch.manual_seed(0)
-    train_records, held_out = records[1::7][:8], records[::7][:4]
-    config = _config(tmp_path, iterations=16, batch_size=8, lr=3e-5, corruptions="darken", severities=(5,),
-                     val_corruptions="darken", val_severities=(5,), eval_every=16, log_every=4)
+    held_out = records[::2][:48]
+    train_records = records[1::2]
+    config = _config(tmp_path, iterations=30, batch_size=16, corruptions="contrast", severities=(2,),
+                     val_corruptions="contrast", val_severities=(2,), eval_every=30, log_every=5,
+                     freeze_backbone=True, bn_mode="calibrated", bn_calibration_batches=3, clamp_in_training=True,
+                     warp_parts="colour", bias_lr=3e-2, head_lr=1e-5, warmup=2, resize=146, crop=128)
     result = train(config, train_records=train_records, held_out_records=held_out)
 
-    start = result.evaluations[0]
+    start, end = result.evaluations[0], result.evaluations[-1]
     assert start["step"] == 0 and start["enhanced"] == start["enhanced_ema"] == start["corrupted"]
-    assert start["enhanced_clean"] == start["clean"] and start["corrupted"] <= start["clean"]
-    assert result.finished and result.step == 16 and result.evaluations[-1]["step"] == 16
+    assert start["enhanced_clean"] == start["clean"] and start["corrupted"] < start["clean"]
+    assert result.finished and end["step"] == 30
+    print(f"held-out top-1: corrupted {start['corrupted']}, student {end['enhanced']}, EMA {end['enhanced_ema']}")
+    one_image = 100 / len(held_out)  # this run gains two images of 48 with the student and the EMA alike
+    assert end["enhanced"] >= start["corrupted"] + one_image - 1e-3, (start, end)
+    assert end["enhanced_ema"] >= start["corrupted"] + one_image - 1e-3, (start, end)
 
-    warped = build_held_out(train_records, ["darken"], seed=1, preprocess=Preprocess(RESIZE, CROP), severities=(5,))
-    classifier = create_model("efficientnet_lite0")
-    before = _warped_loss(warped.corrupted, warped.labels, classifier)
-    after_student = _warped_loss(warped.corrupted, warped.labels, classifier, Sympie(weights=result.student_weights))
-    after_ema = _warped_loss(warped.corrupted, warped.labels, classifier, Sympie(weights=result.ema_weights))
-    print(f"warped loss before {before:.4f}, student {after_student:.4f}, EMA {after_ema:.4f}")
-    assert after_student < 0.98 * before and after_ema < 0.99 * before, (before, after_student, after_ema)
-
+    trained = Sympie(weights=result.ema_weights)
+    kernel = trained.nem.out.bias[12:]
+    assert torch.equal(kernel, Sympie(weights=None).nem.out.bias[12:])  # warp_parts="colour" left it alone
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if r["kind"] == "train"] == [4, 8, 12, 16]
+    assert [r["step"] for r in log if r["kind"] == "train"] == [5, 10, 15, 20, 25, 30]
     assert all(r["loss"] == pytest.approx(r["loss1"] + r["loss2"], abs=1e-4) for r in log if r["kind"] == "train")
     meta = json.loads((tmp_path / "sympie_ema.safetensors.json").read_text())
-    assert meta["downstream_model"] == "efficientnet_lite0" and meta["iterations"] == 16
-    assert meta["corruption_pool"] == ["darken"] and meta["n_train_images"] == 8 and meta["weights"] == "ema"
+    assert meta["downstream_model"] == "efficientnet_lite0" and meta["iterations"] == 30
+    assert meta["corruption_pool"] == ["contrast"] and meta["n_train_images"] == 50 and meta["weights"] == "ema"
+    assert meta["recipe"]["bn_mode"] == "calibrated" and meta["recipe"]["warp_parts"] == "colour"
+
+
+def test_calibrated_batch_norms_hold_their_statistics_while_training() -> None:
+    from robustbench_sympie.training.loop import calibrate_batch_norms, set_training_mode
+
+    student = Sympie(weights=None)
+    images = [torch.rand(4, 3, 64, 64) for _ in range(3)]
+    calibrate_batch_norms(student, images)
+    stem = student.nem.backbone[1]
+    x = (torch.cat(images) - student.mean) / student.std
+    first = student.nem.backbone[0](x)
+    assert torch.allclose(stem.running_mean, first.mean(dim=(0, 2, 3)), atol=1e-5)
+    set_training_mode(student, "calibrated")
+    assert student.training and not stem.training
+    before = stem.running_mean.clone()
+    student(torch.rand(2, 3, 64, 64))
+    assert torch.equal(stem.running_mean, before)
 
 
 def test_resume_continues_exactly(records, tmp_path: Path) -> None:
@@ -169,7 +178,9 @@ def test_cli_help_lists_flags_with_defaults() -> None:
     assert done.returncode == 0
     for flag in ("--model", "--data-root", "--val-root", "--out", "--iterations", "--batch-size", "--lr",
                  "--ema-rate", "--workers", "--device", "--amp", "--checkpoint-every", "--eval-every", "--resume",
-                 "--seed", "--corruptions", "--image-size", "--fp16-weights"):
+                 "--seed", "--corruptions", "--image-size", "--fp16-weights", "--head-lr", "--bias-lr",
+                 "--freeze-backbone", "--bn-mode", "--clamp-in-training", "--warmup", "--warp-parts", "--warp-basis",
+                 "--basis-kappa"):
         assert flag in done.stdout
     assert "(default: efficientnet_lite0)" in " ".join(done.stdout.split())
 
@@ -181,6 +192,8 @@ def test_cli_help_lists_flags_with_defaults() -> None:
         (["--corruptions", "darkn"], "Did you mean 'darken'"),
         (["--ema-rate", "1.5"], "ema_rate"),
         (["--resume"], "no checkpoint"),
+        (["--basis-kappa", "0"], "basis_kappa"),
+        (["--warmup", "5000"], "warmup"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
@@ -199,3 +212,6 @@ def test_bias_learning_rate_gets_its_own_group() -> None:
     rest, bias = parameter_groups(student, 1e-4, 1e-2)
     assert bias["params"] == [student.nem.out.bias] and bias["lr"] == 1e-2 and rest["lr"] == 1e-4
     assert len(rest["params"]) == len(list(student.parameters())) - 1
+    rest, bias, weight = parameter_groups(student, 1e-4, 1e-3, 1e-5)
+    assert len(weight["params"]) == 1 and weight["params"][0] is student.nem.out.weight and weight["lr"] == 1e-5
+    assert bias["params"][0] is student.nem.out.bias and bias["lr"] == 1e-3

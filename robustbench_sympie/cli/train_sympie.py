@@ -85,6 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bias-lr", type=float, default=None,
                        help="learning rate of the NEM output bias, the image-independent part of the warp "
                        "(default: --lr); a larger one (e.g. 1e-2) learns global corrections in short runs")
+    train.add_argument("--head-lr", type=float, default=None,
+                       help="learning rate of the NEM output weight, the image-dependent part of the warp "
+                       "(default: --lr); Adam moves each of its 512 x 37 entries by about this much per step")
+    train.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction, default=False,
+                       help="train the NEM's output layer only (its convolutions keep their initial values)")
+    train.add_argument("--bn-mode", choices=("batch", "calibrated"), default="batch",
+                       help="batch: BN on batch statistics while training (released); calibrated: running "
+                       "statistics estimated on the first training batches, then frozen (train = inference)")
+    train.add_argument("--bn-calibration-batches", type=_positive_int, default=8,
+                       help="training batches that set the BN statistics with --bn-mode calibrated")
+    train.add_argument("--clamp-in-training", action=argparse.BooleanOptionalAction, default=False,
+                       help="clamp the warped image to the image range in training too (released: inference only)")
+    train.add_argument("--warmup", type=_non_negative_int, default=0,
+                       help="steps of linear learning-rate warm-up before the cosine decay")
+    train.add_argument("--warp-parts", choices=("all", "colour"), default="all",
+                       help="which warp parameters train: all (released) or colour (matrix and shift; the 5x5 "
+                       "kernel stays the identity)")
+    train.add_argument("--warp-basis", choices=("released", "preconditioned"), default="released",
+                       help="coordinates Adam trains the NEM output layer in: released (the 37 warp parameters) or "
+                       "preconditioned (luminance moves at full scale, colour balance and kernel scaled by "
+                       "--basis-kappa; saved weights are folded back into the released layout)")
+    train.add_argument("--basis-kappa", type=float, default=0.1,
+                       help="scale of the colour-balance, off-diagonal and kernel directions with --warp-basis "
+                       "preconditioned")
     train.add_argument("--ema-rate", type=float, default=0.9, help="EMA teacher rate, updated every step")
     train.add_argument("--grad-clip", type=float, default=1.0,
                        help="per-parameter gradient norm limit (applied to each of the two passes)")
@@ -124,6 +148,15 @@ def config_from_args(args: argparse.Namespace):
         batch_size=args.batch_size,
         lr=args.lr,
         bias_lr=args.bias_lr,
+        head_lr=args.head_lr,
+        freeze_backbone=args.freeze_backbone,
+        bn_mode=args.bn_mode,
+        bn_calibration_batches=args.bn_calibration_batches,
+        clamp_in_training=args.clamp_in_training,
+        warmup=args.warmup,
+        warp_parts=args.warp_parts,
+        warp_basis=args.warp_basis,
+        basis_kappa=args.basis_kappa,
         ema_rate=args.ema_rate,
         grad_clip=args.grad_clip,
         workers=default_workers() if args.workers is None else args.workers,

@@ -192,8 +192,8 @@ class Sympie(Enhancer):
     channel to the normalised image of [0, 1] (eval mode only), denormalises and clamps to [0, 1] (eval mode
     only, a guard against float rounding). Denormalising is written as ``rgb + (warped - x) * std``, equal to
     ``warped * std + mean`` up to float rounding, so that the identity warp returns its input bit for bit.
-    In ``train()`` mode nothing is clamped, BN uses batch statistics and gradients flow to the NEM, like the
-    released training loop (the output may then leave [0, 1]).
+    In ``train()`` mode nothing is clamped (unless ``clamp_in_training`` is set), BN uses batch statistics and
+    gradients flow to the NEM, like the released training loop (the output may then leave [0, 1]).
 
     **NEM input size.** The released model was trained on 224 x 224 crops and sees the image as given. By
     default (``nem_max_side=512``) the NEM sees the image as given when ``max(H, W) <= 512``, so 224 x 224
@@ -235,6 +235,8 @@ class Sympie(Enhancer):
         self.nem_size = nem_size
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        #: clamp like at inference also in ``train()`` mode (a training-recipe option; see train_sympie)
+        self.clamp_in_training = False
         self._has_weights = False
         self._weights_description = "untrained (identity initialisation)"
         self._load_weights(weights)
@@ -307,12 +309,13 @@ class Sympie(Enhancer):
         rgb = images.to(self.mean.dtype)
         x = (rgb - self.mean) / self.std
         warped = warp(x, self.nem(self.nem_input(x)))
-        if not self.training:
+        clamp = not self.training or self.clamp_in_training
+        if clamp:
             warped = clamp_to_image_range(warped, self.mean, self.std)
         # denormalise as a residual: equal to ``warped * std + mean`` up to rounding, and exactly the input
         # when the warp is the identity (no normalise/denormalise round-trip error)
         out = rgb + (warped - x) * self.std
-        if not self.training:
+        if clamp:
             out = out.clamp(0.0, 1.0)
         return out.to(images.dtype)
 

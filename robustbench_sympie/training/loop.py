@@ -11,6 +11,10 @@ One step on a batch ``x`` of corrupted images with labels ``y``:
 4. the EMA enhancer becomes ``rate * ema + (1 - rate) * sympie`` over the whole state dict (BN buffers too).
 
 The downstream model is frozen and in eval mode throughout; on CUDA its forward runs under bf16 autocast.
+Options beyond the released recipe (all off by default; see the README's training section): calibrated and
+frozen BN statistics, the inference clamp during training, separate rates for the output layer, a frozen NEM
+backbone, training only the colour part of the warp, warm-up, and Adam in a preconditioned basis of the warp
+parameters (:mod:`.warp_basis`).
 Checkpoints (``OUT/last.pt``) hold everything a resumed run needs to continue bit for bit on the same
 device; the data stream is keyed by sample number (see :mod:`.data`), so it resumes exactly too.
 """
@@ -44,6 +48,7 @@ from .data import (
     build_held_out,
     training_loader,
 )
+from .warp_basis import fold_output_layers, use_warp_basis
 
 CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "log.jsonl"
@@ -53,8 +58,16 @@ CHECKPOINT_VERSION = 1
 #: settings a resumed run must share with the checkpoint for the continuation to be exact
 RESUME_KEYS: tuple[str, ...] = (
     "model", "iterations", "batch_size", "lr", "ema_rate", "seed", "corruptions", "severities",
-    "resize", "crop", "grad_clip", "train_ids_sha256",
+    "resize", "crop", "grad_clip", "train_ids_sha256", "head_lr", "bias_lr", "freeze_backbone", "bn_mode",
+    "bn_calibration_batches", "clamp_in_training", "warmup", "warp_parts", "warp_basis", "basis_kappa",
 )
+#: how the NEM's batch norms behave while training
+BN_MODES: tuple[str, ...] = ("batch", "calibrated")
+#: which outputs of the NEM training may move: ``all`` (released) or ``colour`` (matrix and shift only; the
+#: 5 x 5 kernel stays the identity)
+WARP_PARTS: tuple[str, ...] = ("all", "colour")
+#: coordinates Adam trains the NEM's output layer in (see :mod:`.warp_basis`)
+WARP_BASES: tuple[str, ...] = ("released", "preconditioned")
 
 
 class TrainingConfigError(SuiteError, ValueError):
@@ -81,8 +94,28 @@ class TrainConfig:
     iterations: int = 2000
     batch_size: int = 48
     lr: float = 1e-3
+    #: learning rate of the NEM's output weight (the image-dependent part of the warp); None: ``lr``
+    head_lr: float | None = None
     #: learning rate of the NEM's output bias (the image-independent part of the warp); None: ``lr``
     bias_lr: float | None = None
+    #: train only the NEM's output layer (its convolutions keep their initial or ``init_weights`` values)
+    freeze_backbone: bool = False
+    #: ``batch``: BN on batch statistics while training (released); ``calibrated``: running statistics
+    #: estimated on ``bn_calibration_batches`` training batches before the first step, then BN runs in eval
+    #: mode throughout, so training and inference compute the same function
+    bn_mode: str = "batch"
+    bn_calibration_batches: int = 8
+    #: clamp the warped image to the image range while training too (the released loop clamps at inference only)
+    clamp_in_training: bool = False
+    #: steps of linear learning-rate warm-up before the cosine decay
+    warmup: int = 0
+    #: ``all`` (released) or ``colour``: only the colour matrix and shift are trained, the kernel stays a delta
+    warp_parts: str = "all"
+    #: ``released`` (Adam on the 37 parameters as released) or ``preconditioned`` (Adam on luminance moves at
+    #: full scale and on colour-balance, off-diagonal and kernel moves scaled by ``basis_kappa``; the saved
+    #: weights are folded back into the released layout)
+    warp_basis: str = "released"
+    basis_kappa: float = 0.1
     ema_rate: float = 0.9
     grad_clip: float = 1.0
     workers: int = field(default_factory=default_workers)
@@ -119,6 +152,20 @@ class TrainConfig:
             problems.append(f"ema_rate must be in [0, 1), got {self.ema_rate}")
         if self.lr <= 0 or self.grad_clip <= 0:
             problems.append(f"lr and grad_clip must be positive, got {self.lr}, {self.grad_clip}")
+        if self.bn_mode not in BN_MODES:
+            problems.append(f"bn_mode must be one of {', '.join(BN_MODES)}, got {self.bn_mode!r}")
+        if self.warp_parts not in WARP_PARTS:
+            problems.append(f"warp_parts must be one of {', '.join(WARP_PARTS)}, got {self.warp_parts!r}")
+        if self.warp_basis not in WARP_BASES:
+            problems.append(f"warp_basis must be one of {', '.join(WARP_BASES)}, got {self.warp_basis!r}")
+        if not 0 < self.basis_kappa <= 1:
+            problems.append(f"basis_kappa must be in (0, 1], got {self.basis_kappa}")
+        if self.bn_calibration_batches <= 0:
+            problems.append(f"bn_calibration_batches must be positive, got {self.bn_calibration_batches}")
+        if self.warmup < 0 or self.warmup >= self.iterations:
+            problems.append(f"warmup must be in [0, iterations), got {self.warmup}")
+        if any(v is not None and v <= 0 for v in (self.head_lr, self.bias_lr)):
+            problems.append(f"head_lr and bias_lr must be positive, got {self.head_lr}, {self.bias_lr}")
         if self.crop < 43 or self.resize < self.crop:
             problems.append(f"need resize >= crop >= 43 (the NEM's smallest input), got {self.resize}/{self.crop}")
         if self.stop_after is not None and self.stop_after <= 0:
@@ -148,23 +195,78 @@ class Models:
     classifier: nn.Module
     student: nn.Module
     ema: nn.Module
+    #: per trainable parameter, a 0/1 mask its gradient is multiplied by (None: all of it trains)
+    grad_masks: list[torch.Tensor | None] = field(default_factory=list)
 
     @property
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.student.parameters() if p.requires_grad]
 
 
-def parameter_groups(student: nn.Module, lr: float, bias_lr: float | None) -> list[dict[str, Any]]:
-    """Adam groups: the NEM's output bias at ``bias_lr`` (when given), everything else at ``lr``.
+def warp_part_masks(student: nn.Module, warp_parts: str) -> list[torch.Tensor | None]:
+    """Gradient masks that keep the NEM's kernel outputs (rows 12..36 of its output layer) untrained when
+    ``warp_parts == "colour"``; all ``None`` for ``"all"``."""
+    params = [p for p in student.parameters() if p.requires_grad]
+    if warp_parts == "all":
+        return [None] * len(params)
+    out = student.nem.out
+    masks: list[torch.Tensor | None] = []
+    for param in params:
+        if param is out.weight or param is out.bias:
+            mask = torch.zeros_like(param)
+            mask[:12] = 1  # 9 matrix entries and 3 shifts
+            masks.append(mask)
+        else:
+            masks.append(None)
+    return masks
 
-    The bias is the warp the NEM predicts for every image alike; a larger rate there lets a short run learn a
-    global correction (such as a gain) without the backbone's updates blowing its features up.
+
+def parameter_groups(student: nn.Module, lr: float, bias_lr: float | None,
+                     head_lr: float | None = None) -> list[dict[str, Any]]:
+    """Adam groups: the NEM's output bias at ``bias_lr`` and output weight at ``head_lr`` (when given),
+    every other trainable parameter at ``lr``. Empty groups are left out.
+
+    The bias is the warp the NEM predicts for every image alike; the output weight turns the NEM's 512 pooled
+    features into the image-dependent part of the warp. With Adam, every weight moves by about its rate per
+    step, so one step moves an output by about ``head_lr`` times the sum of the features' magnitudes: the
+    output layer usually wants a much smaller rate than the convolutions.
     """
     params = [p for p in student.parameters() if p.requires_grad]
-    bias = getattr(getattr(getattr(student, "nem", None), "out", None), "bias", None)
-    if bias_lr is None or bias is None:
-        return [{"params": params, "lr": lr}]
-    return [{"params": [p for p in params if p is not bias], "lr": lr}, {"params": [bias], "lr": bias_lr}]
+    out = getattr(getattr(student, "nem", None), "out", None)
+    special = {"bias": (getattr(out, "bias", None), bias_lr), "weight": (getattr(out, "weight", None), head_lr)}
+    special = {k: (p, r) for k, (p, r) in special.items() if p is not None and r is not None and p.requires_grad}
+    taken = {id(p) for p, _ in special.values()}
+    groups = [{"params": [p for p in params if id(p) not in taken], "lr": lr}]
+    groups += [{"params": [p], "lr": r} for p, r in special.values()]
+    return [g for g in groups if g["params"]]
+
+
+def batch_norms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def set_training_mode(student: nn.Module, bn_mode: str) -> None:
+    """``student.train()``, with its batch norms back in eval mode when their statistics are calibrated."""
+    student.train()
+    if bn_mode == "calibrated":
+        for norm in batch_norms(student):
+            norm.eval()
+
+
+@torch.no_grad()
+def calibrate_batch_norms(student: nn.Module, batches: Sequence[torch.Tensor]) -> None:
+    """Set every BN's running statistics to their average over ``batches`` (images in [0, 1])."""
+    norms = batch_norms(student)
+    saved = [(m.momentum, m.training) for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+        norm.train()
+    for images in batches:
+        student(images)
+    for norm, (momentum, training) in zip(norms, saved, strict=True):
+        norm.momentum = momentum
+        norm.train(training)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -195,13 +297,19 @@ def build_models(config: TrainConfig, device: torch.device) -> Models:
 
     classifier = create_model(config.model).to(device)
     student = Sympie(weights=config.init_weights, downstream_model=config.model).to(device)
-    student.train()
+    student.clamp_in_training = config.clamp_in_training
+    set_training_mode(student, config.bn_mode)
     student.requires_grad_(True)
+    if config.freeze_backbone:
+        student.nem.backbone.requires_grad_(False)
+    if config.warp_basis == "preconditioned":
+        use_warp_basis(student.nem, config.basis_kappa)
+        student.to(device)
     ema = copy.deepcopy(student).eval().requires_grad_(False)
     if config.channels_last:
         for module in (classifier, student, ema):
             module.to(memory_format=torch.channels_last)
-    return Models(classifier, student, ema)
+    return Models(classifier, student, ema, warp_part_masks(student, config.warp_parts))
 
 
 def _disjoint(train: list[ImageRecord], held_out: list[ImageRecord]) -> list[ImageRecord]:
@@ -263,12 +371,19 @@ def train_step(models: Models, optimizer: torch.optim.Optimizer, images: torch.T
                *, amp: bool, grad_clip: float) -> torch.Tensor:
     """One optimisation step of Algorithm 1; returns the detached ``[loss1, loss2]``."""
     params = models.trainable
+    masks = models.grad_masks or [None] * len(params)
+
+    def gradients(loss: torch.Tensor) -> list[torch.Tensor]:
+        grads = torch.autograd.grad(loss, params)
+        grads = [g if m is None else g * m for g, m in zip(grads, masks, strict=True)]
+        return clamp_norms(grads, grad_clip)
+
     loss1 = F.cross_entropy(classify(models.classifier, models.student(images), amp), labels)
-    grads1 = clamp_norms(torch.autograd.grad(loss1, params), grad_clip)
+    grads1 = gradients(loss1)
     with torch.no_grad():
         teacher_view = models.ema(images)
     loss2 = F.cross_entropy(classify(models.classifier, models.student(teacher_view), amp), labels)
-    grads2 = clamp_norms(torch.autograd.grad(0.5 * loss2, params), grad_clip)
+    grads2 = gradients(0.5 * loss2)
     for param, grad in zip(params, torch._foreach_add(grads1, grads2), strict=True):
         param.grad = grad
     optimizer.step()
@@ -300,7 +415,7 @@ def evaluate(models: Models, held_out: HeldOutSet, *, batch_size: int, amp: bool
 
     ``enhanced_clean`` is the EMA enhancer on the clean images (what SyMPIE costs where nothing is wrong).
     """
-    was_training = models.student.training
+    modes = {name: m.training for name, m in models.student.named_modules()}
     models.student.eval()
     hits: dict[str, torch.Tensor] = {}
 
@@ -318,7 +433,8 @@ def evaluate(models: Models, held_out: HeldOutSet, *, batch_size: int, amp: bool
         count("enhanced", models.student(corrupted), labels)
         count("enhanced_ema", models.ema(corrupted), labels)
         count("enhanced_clean", models.ema(clean), labels)
-    models.student.train(was_training)
+    for name, module in models.student.named_modules():
+        module.training = modes[name]
     return {name: 100.0 * float(n) / len(held_out) for name, n in hits.items()}
 
 
@@ -415,9 +531,10 @@ def save_weights(models: Models, out: Path, metadata: dict[str, Any], *, half: b
     """The student's and the EMA's NEM as ``sympie.safetensors`` and ``sympie_ema.safetensors`` (+ json)."""
     from ..enhancers.sympie_weights import save_nem_weights
 
-    student = save_nem_weights(models.student.nem, out / STUDENT_WEIGHTS, {**metadata, "weights": "student"},
-                               half=half)
-    ema = save_nem_weights(models.ema.nem, out / EMA_WEIGHTS, {**metadata, "weights": "ema"}, half=half)
+    student = save_nem_weights(fold_output_layers(models.student.nem), out / STUDENT_WEIGHTS,
+                               {**metadata, "weights": "student"}, half=half)
+    ema = save_nem_weights(fold_output_layers(models.ema.nem), out / EMA_WEIGHTS, {**metadata, "weights": "ema"},
+                           half=half)
     return student, ema
 
 
@@ -455,6 +572,9 @@ def _weights_metadata(info: dict[str, Any], step: int, last_eval: dict[str, Any]
         "severities": info["severities"],
         "crop": info["crop"],
         "resize": info["resize"],
+        "recipe": {k: info[k] for k in ("head_lr", "bias_lr", "freeze_backbone", "bn_mode", "clamp_in_training",
+                                        "warmup", "warp_parts", "warp_basis", "basis_kappa", "grad_clip",
+                                        "init_weights")},
         "held_out_top1": last_eval,
     }
 
@@ -476,8 +596,9 @@ class _Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.models = build_models(config, self.device)
-        self.optimizer = torch.optim.Adam(parameter_groups(self.models.student, config.lr, config.bias_lr))
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.iterations)
+        self.optimizer = torch.optim.Adam(
+            parameter_groups(self.models.student, config.lr, config.bias_lr, config.head_lr))
+        self.scheduler = lr_schedule(self.optimizer, iterations=config.iterations, warmup=config.warmup)
         self.step = 0
         self._in_step = False
         self.evaluations: list[dict[str, Any]] = []
@@ -499,6 +620,16 @@ class _Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         _set_rng_states(state["rng"])
         self.step = int(state["step"])
+
+    def calibrate(self) -> None:
+        """BN running statistics from the first training batches (``bn_mode="calibrated"``, fresh runs only)."""
+        count = self.config.bn_calibration_batches
+        loader = training_loader(self.dataset, batch_size=self.config.batch_size, start_step=0, stop_step=count,
+                                 workers=self.config.workers, pin_memory=False)
+        batches = (_as_input(images.to(self.device), self.config.channels_last) for images, _ in loader)
+        calibrate_batch_norms(self.models.student, batches)
+        set_training_mode(self.models.student, self.config.bn_mode)
+        self.models.ema.load_state_dict(self.models.student.state_dict())
 
     def save_checkpoint(self) -> None:
         save_checkpoint(self.checkpoint_path, step=self.step, models=self.models, optimizer=self.optimizer,
@@ -523,6 +654,8 @@ class _Trainer:
     def fit(self) -> TrainResult:
         config = self.config
         stop = max(self.step, min(config.iterations, config.stop_after or config.iterations))
+        if self.step == 0 and config.bn_mode == "calibrated":
+            self.calibrate()
         if self.step == 0 and config.eval_every > 0:
             self.run_eval()
         if self.step < stop:
@@ -595,6 +728,16 @@ class _Trainer:
             result.student_weights, result.ema_weights = save_weights(
                 self.models, Path(self.config.out), metadata, half=self.config.fp16_weights)
         return result
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, *, iterations: int,
+                warmup: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine decay over ``iterations`` (as released), after ``warmup`` steps of linear warm-up when given."""
+    if warmup == 0:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations)
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / (warmup + 1), total_iters=warmup)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations - warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, decay], milestones=[warmup])
 
 
 def _progress(*, total: int, initial: int, enabled: bool):
