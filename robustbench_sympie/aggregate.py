@@ -22,7 +22,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from .data.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from .corruptions.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
 from .errors import DataError
 from .reference_data import ALEXNET_CLEAN_ERROR, alexnet_errors
 from .results import KEY_COLUMNS, read_results

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import aggregate as agg
+from . import stats
 from .reference_data import ALEXNET_SOURCE, SYMPIE_PAPER_FLOPS
 
 MISSING = "–"
@@ -254,9 +255,46 @@ def breakdown_markdown(results: pd.DataFrame, column: str) -> str:
     return f"# Top-1 by {column}\n\n" + markdown_table(top1, numeric_best(top1, "max"))
 
 
+def paired_markdown(overall: pd.DataFrame, clean: pd.DataFrame, by_corruption: pd.DataFrame, baseline: str,
+                    confidence: float) -> str:
+    """The paired section of ``deltas.md``: per-image records, cluster bootstrap interval and exact McNemar test."""
+    level = f"{round(100 * confidence)}% CI (pts)"
+    table = pd.DataFrame({
+        "enhancer": overall["enhancer"], "model": overall["model"], "dataset": overall["dataset"],
+        "corrupted top-1 (%)": overall["top1_pct"], f"{baseline} (%)": overall["top1_baseline_pct"],
+        "Δ top-1 (pts)": overall["delta_top1_pts"], level: ci_text(overall["ci_low_pts"], overall["ci_high_pts"]),
+        "wins / losses": overall["wins"].astype(str) + " / " + overall["losses"].astype(str),
+        "McNemar p": overall["p_mcnemar"].map("{:.3g}".format), "images": overall["n_images"],
+        "evaluations": overall["n"],
+    })
+    clean_delta = clean[ROW_KEYS + ["delta_top1_pts", "p_mcnemar"]].rename(
+        columns={"delta_top1_pts": "clean Δ top-1 (pts)", "p_mcnemar": "clean McNemar p"})
+    table = table.merge(clean_delta, on=ROW_KEYS, how="left")
+    per = by_corruption.assign(cell=by_corruption["delta_top1_pts"].map("{:+.1f}".format) + " ("
+                               + by_corruption["p_mcnemar"].map("p={:.2g}".format) + ")")
+    order = agg.corruption_order(per["corruption"])
+    wide_table = per.pivot_table(index=ROW_KEYS, columns="corruption", values="cell", aggfunc="first")
+    wide_table = wide_table[[c for c in order if c in wide_table.columns]].reset_index()
+    return "\n\n".join([
+        "## Paired deltas (per-image records)",
+        f"Method: {stats.METHOD}. Each image is scored by both enhancers, so the interval resamples images "
+        "(with all their cells) and the test uses only the discordant pairs: `wins` = images right only with the "
+        f"enhancer, `losses` = right only with `{baseline}`.",
+        markdown_table(table, floatfmt={"corrupted top-1 (%)": ".1f", f"{baseline} (%)": ".1f",
+                                        "Δ top-1 (pts)": "+.2f", "clean Δ top-1 (pts)": "+.1f",
+                                        "evaluations": ".0f", "images": ".0f"}),
+        "### Δ top-1 per corruption (pts, pooled over severities; exact McNemar p)",
+        markdown_table(wide_table),
+    ])
+
+
 def publish(loaded: agg.LoadedResults, out: str | Path, command: str = "", baseline: str = agg.BASELINE,
-            confidence: float = 0.95) -> list[Path]:
-    """Write every table (markdown + CSV), the heatmaps and a README for ``loaded`` into ``out``."""
+            confidence: float = 0.95, records: pd.DataFrame | None = None) -> list[Path]:
+    """Write every table (markdown + CSV), the heatmaps and a README for ``loaded`` into ``out``.
+
+    With per-image ``records`` (see :mod:`.records`), deltas are also computed paired (:mod:`.stats`) and
+    ``deltas.md`` leads with them, naming the method.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = loaded.frame
@@ -276,9 +314,22 @@ def publish(loaded: agg.LoadedResults, out: str | Path, command: str = "", basel
              out / "deltas_overall.csv"),
         _write(out / "accuracy.md", accuracy_markdown(results)),
         _write(out / "mce.md", mce_markdown(mce)),
-        _write(out / "deltas.md", deltas_markdown(overview, delta_by_corruption(corruption_deltas), baseline,
-                                                  confidence)),
     ]
+    deltas_text = deltas_markdown(overview, delta_by_corruption(corruption_deltas), baseline, confidence)
+    if records is not None and len(records) and (records["enhancer"] == baseline).any():
+        paired = stats.paired_deltas(records, (), baseline, confidence, corrupted_only=True)
+        paired_clean = stats.paired_deltas(records[records["corruption"] == agg.CLEAN], (), baseline, confidence)
+        paired_corruption = stats.paired_deltas(records, ("corruption",), baseline, confidence,
+                                                corrupted_only=True)
+        written += [_csv(paired, out / "deltas_paired_overall.csv"),
+                    _csv(paired_corruption, out / "deltas_paired_corruption.csv"),
+                    _csv(stats.paired_deltas(records, ("corruption", "severity"), baseline, confidence),
+                         out / "deltas_paired_cells.csv")]
+        title, _, rest = deltas_text.partition("\n\n")
+        deltas_text = "\n\n".join([title, paired_markdown(paired, paired_clean, paired_corruption, baseline,
+                                                            confidence),
+                                    "## Unpaired deltas (Newcombe; from the results table alone)", rest])
+    written.append(_write(out / "deltas.md", deltas_text))
     with_counts = agg.with_breakdown_columns(results)
     for column in (c for c in agg.BREAKDOWN_COLUMNS if c in with_counts.columns and with_counts[c].notna().any()):
         written += [_csv(agg.breakdown(with_counts, column), out / f"breakdown_{column}.csv"),

@@ -18,6 +18,7 @@ import difflib
 import importlib
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -57,6 +58,9 @@ class Registry(Generic[T]):
         self._factories: dict[str, Factory] = {}
         self._sources: dict[str, str] = {}
         self._loaded = False
+        self._loading = False
+        #: entry-point name -> why its plugin failed to load (reported on lookup, never silently dropped)
+        self.broken: dict[str, str] = {}
         self._lock = threading.RLock()
 
     # -- registration -------------------------------------------------------------------------
@@ -85,23 +89,34 @@ class Registry(Generic[T]):
 
     # -- lookup -------------------------------------------------------------------------------
     def _ensure_loaded(self) -> None:
+        """Import the built-in modules and the plugins once.
+
+        A built-in module that fails to import raises on every lookup (the registry is not marked loaded). A plugin
+        that fails is reported by name in a warning, recorded in :attr:`broken` (looking it up raises
+        :class:`RegistryError` with the cause) and skipped: the other entries stay available.
+        """
         with self._lock:
-            if self._loaded:
+            if self._loaded or self._loading:
                 return
-            self._loaded = True  # set first: built-in modules register through this registry
-            for module in self._builtin_modules:
-                importlib.import_module(module)
-            self._load_entry_points()
+            self._loading = True  # built-in modules register through this registry while we import them
+            try:
+                for module in self._builtin_modules:
+                    importlib.import_module(module)
+                self._load_entry_points()
+                self._loaded = True
+            finally:
+                self._loading = False
 
     def _load_entry_points(self) -> None:
         for ep in metadata.entry_points(group=self.entry_point_group):
             try:
                 obj = ep.load()
-            except Exception as exc:  # a broken plugin must not take the suite down silently
-                raise RegistryError(
-                    f"Plugin entry point {ep.name!r} = {ep.value!r} in group {self.entry_point_group!r} "
-                    f"failed to load: {type(exc).__name__}: {exc}"
-                ) from exc
+            except Exception as exc:  # a broken plugin is reported by name, never takes the others down
+                message = (f"plugin entry point {ep.name!r} = {ep.value!r} in group {self.entry_point_group!r} "
+                           f"failed to load: {type(exc).__name__}: {exc}")
+                self.broken[ep.name] = message
+                warnings.warn(f"{message}; {self.kind} {ep.name!r} is unavailable", RuntimeWarning, stacklevel=4)
+                continue
             if inspect.ismodule(obj):
                 continue  # the module registered its entries on import
             if ep.name not in self._factories:
@@ -122,6 +137,8 @@ class Registry(Generic[T]):
         try:
             return self._factories[name]
         except KeyError:
+            if name in self.broken:
+                raise RegistryError(f"{self.kind} {name!r} is unavailable: {self.broken[name]}") from None
             raise UnknownNameError(self.kind, name, self._factories) from None
 
     def source(self, name: str) -> str:

@@ -7,13 +7,13 @@ loses at most the cell in flight, and a rerun of the same command skips the fini
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .atomic import atomic_path
 from .errors import DataError
 
 #: the leading columns, in this order; provenance columns follow
@@ -47,16 +47,10 @@ def write_results_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ordered = list(RESULT_COLUMNS) + [c for c in frame.columns if c not in RESULT_COLUMNS]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            frame[ordered].to_csv(handle, index=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        frame[ordered].to_csv(handle, index=False)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 class ResultsStore:

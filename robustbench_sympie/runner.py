@@ -7,7 +7,6 @@ as soon as it finishes, so an interrupted run resumes at the first unfinished ce
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import math
@@ -18,17 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 
-from .data.clean_folder import Preprocess
-from .data.corruptions import SEVERITIES
-from .data.datasets import Batch, Cell, collate_samples, create_dataset
-from .enhancers import Enhancer, create_enhancer
+from .corruptions import SEVERITIES
+from .datasets import Batch, Cell, EvalDataset, collate_samples, create_dataset
+from .device import resolve_device
+from .enhancers import ENHANCERS, Enhancer
+from .enhancers.spec import EnhancerSpec, enhancer_kwargs, parse_enhancer_specs
 from .errors import SuiteError
+from .imageio import Preprocess
 from .models import Classifier, create_model
 from .provenance import config_hash, run_metadata
+from .records import records_frame, write_cell_records
 from .results import ResultsStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,8 @@ UNHASHED_PROVENANCE = frozenset({"missing_cells"})
 class SuiteConfig:
     """Everything that defines a run of the suite (the command line maps onto it one to one)."""
 
-    enhancers: Sequence[str] = ("identity",)
+    #: enhancer names, optionally with arguments (``"sympie:weights=PATH"``, see :mod:`.enhancers.spec`)
+    enhancers: Sequence[str | EnhancerSpec] = ("identity",)
     models: Sequence[str] = ("efficientnet_lite0",)
     dataset: str = "imagenet-c"
     data_root: str | os.PathLike | None = None
@@ -60,6 +64,8 @@ class SuiteConfig:
     enhancer_weights: str | None = None
     allow_untrained: bool = False
     progress: bool = True
+    #: write per-image records (``OUT/records/*.parquet``) for paired statistics
+    records: bool = True
 
 
 @dataclass
@@ -74,74 +80,108 @@ class Pair:
     config_hash: str = ""
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an unavailable explicit choice is an error."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SuiteError(f"--device {device}: CUDA is not available on this machine (use cpu or auto)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise SuiteError(f"--device {device}: MPS is not available on this machine (use cpu or auto)")
-    return dev
+def enhancer_specs(config: SuiteConfig) -> list[EnhancerSpec]:
+    """The enhancers of ``config`` as specs (names parsed, ``name:key=value`` arguments kept as text)."""
+    specs: list[EnhancerSpec] = []
+    for item in config.enhancers:
+        specs.extend([item] if isinstance(item, EnhancerSpec) else parse_enhancer_specs(item))
+    if not specs:
+        raise SuiteError("no enhancer selected: give at least one, e.g. --enhancer identity")
+    return specs
 
 
-def _build_enhancer(name: str, model_name: str, weights: str | None) -> Enhancer:
-    """Create enhancer ``name``, passing the downstream model and weights where its factory takes them."""
-    from .enhancers import ENHANCERS
+def _enhancer_class(factory: Any) -> type[Enhancer] | None:
+    return factory if isinstance(factory, type) and issubclass(factory, Enhancer) else None
 
-    factory = ENHANCERS.get(name)
-    params = inspect.signature(factory).parameters
-    kwargs: dict[str, Any] = {}
-    if "downstream_model" in params:
+
+def build_enhancer(spec: EnhancerSpec, model_name: str, default_weights: str | None = None) -> Enhancer:
+    """Create the enhancer of ``spec`` for ``model_name``, with its declared hooks (no signature probing).
+
+    ``default_weights`` (``--enhancer-weights``) goes to enhancers that accept weights and were given none.
+    """
+    factory = ENHANCERS.get(spec.name)
+    kwargs = enhancer_kwargs(spec, factory)
+    cls = _enhancer_class(factory)
+    if cls is not None and cls.depends_on_model:
         kwargs["downstream_model"] = model_name
-    if weights is not None:
-        if "weights" not in params:
-            raise SuiteError(f"--enhancer-weights was given but enhancer {name!r} takes no weights")
-        kwargs["weights"] = weights
-    return create_enhancer(name, **kwargs)
+    if default_weights is not None and cls is not None and cls.accepts_weights:
+        kwargs.setdefault("weights", default_weights)
+    return factory(**kwargs)
+
+
+def report_name(spec: EnhancerSpec) -> str:
+    """The ``enhancer`` column: the name plus its arguments, less ``weights`` (recorded in ``enhancer_weights``)."""
+    return EnhancerSpec(spec.name, {k: v for k, v in spec.args.items() if k != "weights"}).label
 
 
 def build_pairs(config: SuiteConfig, device: torch.device) -> list[Pair]:
-    """Instantiate every model once and every (enhancer, model) pair, refusing unweighted enhancers."""
+    """Instantiate every model once and every (enhancer, model) pair, refusing unweighted enhancers.
+
+    An enhancer that does not depend on the downstream model is built once and shared by all models, so its
+    output is computed once per batch.
+    """
+    specs = enhancer_specs(config)
+    if config.enhancer_weights is not None:
+        takers = [s.name for s in specs if (c := _enhancer_class(ENHANCERS.get(s.name))) and c.accepts_weights]
+        if not takers:
+            raise SuiteError(f"--enhancer-weights was given but none of the enhancers "
+                             f"{', '.join(s.name for s in specs)} takes weights")
+    shared: dict[str, Enhancer] = {}  # keyed by the spec label
     pairs = []
     for model_name in config.models:
         model = create_model(model_name, weights=config.model_weights).to(device)
-        for enhancer_name in config.enhancers:
-            enhancer = _build_enhancer(enhancer_name, model_name, config.enhancer_weights).to(device).eval()
-            reported = enhancer_name
+        for spec in specs:
+            cls = _enhancer_class(ENHANCERS.get(spec.name))
+            per_model = cls is not None and cls.depends_on_model
+            if per_model or spec.label not in shared:
+                enhancer = build_enhancer(spec, model_name, config.enhancer_weights).to(device).eval()
+                if not per_model:
+                    shared[spec.label] = enhancer
+            else:
+                enhancer = shared[spec.label]
+            reported = report_name(spec)
             if not enhancer.has_weights:
                 if not config.allow_untrained:
-                    hint = getattr(enhancer, "weights_hint", None)  # optional: which file, and where to get it
-                    hint = f" ({hint()})" if callable(hint) else ""
+                    hint = enhancer.weights_hint()
                     raise SuiteError(
-                        f"enhancer {enhancer_name!r} needs trained weights and none are available for model "
-                        f"{model_name!r}: pass --enhancer-weights PATH, or --allow-untrained to evaluate the "
-                        f"untrained module (reported as '{enhancer_name}{UNTRAINED_SUFFIX}'){hint}"
+                        f"enhancer {spec.name!r} needs trained weights and none are available for model "
+                        f"{model_name!r}: pass --enhancer-weights PATH (or {spec.name}:weights=PATH), or "
+                        f"--allow-untrained to evaluate the untrained module (reported as "
+                        f"'{reported}{UNTRAINED_SUFFIX}')" + (f" ({hint})" if hint else "")
                     )
-                reported = enhancer_name + UNTRAINED_SUFFIX
+                reported = reported + UNTRAINED_SUFFIX
             pairs.append(Pair(reported, model_name, enhancer, model, enhancer.weights_description or "none"))
     return pairs
 
 
 class CellCounter:
-    """Running top-1/top-5 counts and compute time of one pair on one cell."""
+    """Running top-1/top-5 counts, compute time and (optionally) per-image predictions of one pair on one cell."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_records: bool = False) -> None:
         self.n = self.top1 = self.top5 = 0
         self.seconds = 0.0
+        self.keep_records = keep_records
+        self.image_ids: list[str] = []
+        self._chunks: list[tuple[torch.Tensor, ...]] = []
 
-    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Count hits; ``labels`` is ``B`` class indices, or ``B x K`` sets of correct classes padded with -1."""
+    def update(self, logits: torch.Tensor, targets: torch.Tensor, image_ids: Sequence[str] = ()) -> None:
+        """Count hits; ``targets`` is ``B`` class indices, or ``B x K`` sets of correct classes padded with -1."""
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        hits = top5 == labels[:, None] if labels.dim() == 1 else (top5[:, :, None] == labels[:, None, :]).any(-1)
-        self.n += int(labels.shape[0])
+        hits = top5 == targets[:, None] if targets.dim() == 1 else (top5[:, :, None] == targets[:, None, :]).any(-1)
+        self.n += int(targets.shape[0])
         self.top1 += int(hits[:, 0].sum())
         self.top5 += int(hits.any(dim=1).sum())
+        if self.keep_records:
+            first = targets if targets.dim() == 1 else targets[:, 0]
+            self._chunks.append((first.cpu(), top5.cpu(), hits[:, 0].cpu(), hits.any(dim=1).cpu()))
+            self.image_ids.extend(image_ids)
+
+    def records(self, pair_key: dict[str, Any]):
+        """This pair's per-image records on the cell (see :mod:`.records`)."""
+        if not self._chunks:
+            return records_frame(pair_key, [], np.zeros(0), np.zeros((0, 5)), np.zeros(0), np.zeros(0))
+        first, top5, correct1, correct5 = (torch.cat(parts).numpy() for parts in zip(*self._chunks, strict=True))
+        return records_frame(pair_key, self.image_ids, first, top5, correct1, correct5)
 
 
 def _sync(device: torch.device) -> None:
@@ -149,21 +189,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def dataset_logit_mask(dataset: Any, device: torch.device) -> torch.Tensor | None:
-    """The dataset's ``logit_mask()`` (True for the classes it can be labelled with) on ``device``, if it has one."""
-    mask = dataset.logit_mask() if callable(getattr(dataset, "logit_mask", None)) else None
-    return None if mask is None else mask.to(device=device, dtype=torch.bool)
-
-
 def evaluate_cell(
     loader: Iterable[Batch], pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None,
-    logit_mask: torch.Tensor | None = None,
+    logit_mask: torch.Tensor | None = None, keep_records: bool = False,
 ) -> tuple[dict[int, CellCounter], float, list[str]]:
     """Evaluate ``pairs`` on the batches of one cell; returns counters, data seconds and load errors.
 
-    With ``logit_mask``, classes outside the mask get logit -inf before top-k (datasets labelled with a subset).
+    Batches hold uint8 images; they are moved to the device as uint8 and scaled to [0, 1] there. An enhancer
+    shared by several pairs runs once per batch. With ``logit_mask``, classes outside the mask get logit -inf
+    before top-k (datasets labelled with a subset).
     """
-    counters = {id(p): CellCounter() for p in pairs}
+    counters = {id(p): CellCounter(keep_records) for p in pairs}
     errors: list[str] = []
     data_seconds = 0.0
     tick = time.perf_counter()
@@ -171,9 +207,9 @@ def evaluate_cell(
     for batch in loader:
         data_seconds += time.perf_counter() - tick
         errors.extend(batch.errors)
-        if batch.labels.numel():
-            images = batch.images.to(device, non_blocking=True)
-            labels = batch.labels.to(device, non_blocking=True)
+        if batch.targets.numel():
+            images = batch.images.to(device, non_blocking=True).float().div_(255.0)
+            targets = batch.targets.to(device, non_blocking=True)
             enhanced: dict[int, torch.Tensor] = {}
             for pair in pairs:
                 start = time.perf_counter()
@@ -184,11 +220,11 @@ def evaluate_cell(
                     logits = pair.model(enhanced[key])
                     if logit_mask is not None:
                         logits = logits.masked_fill(~logit_mask, float("-inf"))
-                    counters[id(pair)].update(logits, labels)
+                    counters[id(pair)].update(logits, targets, batch.image_ids)
                 _sync(device)
                 counters[id(pair)].seconds += time.perf_counter() - start
         if on_batch is not None:
-            on_batch(len(batch.labels) + len(batch.errors))
+            on_batch(len(batch.image_ids) + len(batch.errors))
         tick = time.perf_counter()
     return counters, data_seconds, errors
 
@@ -213,7 +249,7 @@ class CellBatchSampler(Sampler[list[int]]):
         return sum(self.batches_per_cell())
 
 
-def cell_batches(dataset, cells: Sequence[Cell], config: SuiteConfig,
+def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfig,
                  device: torch.device) -> Iterator[tuple[int, Iterator[Batch]]]:
     """(number of images, iterator of batches) per cell, all drawn from a single DataLoader over the whole plan.
 
@@ -255,7 +291,9 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
             {"enhancer": p.enhancer_name, "model": p.model_name, **key}, p.config_hash)]
         if pending:
             plan.append((cell, key, pending))
-    context = RunContext(config, device, provenance, metadata, out / "skipped.log", dataset_logit_mask(dataset, device))
+    mask = dataset.logit_mask()
+    mask = None if mask is None else mask.to(device=device, dtype=torch.bool)
+    context = RunContext(dataset, config, device, provenance, metadata, out / "skipped.log", mask)
 
     with tqdm(total=len(cells), initial=len(cells) - len(plan), desc="grid", unit="cell",
               disable=not config.progress, position=0) as grid_bar:
@@ -269,8 +307,9 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
 
 @dataclass
 class RunContext:
-    """What every cell of a run shares: settings, device, provenance and where to log skipped files."""
+    """What every cell of a run shares: dataset, settings, device, provenance and where to log skipped files."""
 
+    dataset: EvalDataset
     config: SuiteConfig
     device: torch.device
     provenance: dict[str, Any]
@@ -287,18 +326,23 @@ def _run_cell(batches: Iterable[Batch], n_images: int, cell: Cell, pairs: Sequen
     with tqdm(total=n_images, desc=label, unit="img", leave=False, disable=not context.config.progress,
               position=1) as bar:
         counters, data_seconds, errors = evaluate_cell(batches, pairs, context.device, bar.update,
-                                                       context.logit_mask)
+                                                       context.logit_mask, context.config.records)
     log_path, provenance, metadata = context.log_path, context.provenance, context.metadata
     if errors:
         log.warning("%s: skipped %d unreadable image(s), listed in %s", label, len(errors), log_path)
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.writelines(f"{cell.corruption}\t{cell.severity}\t{e}\n" for e in errors)
+    breakdown = context.dataset.breakdown(cell)
+    if context.config.records:
+        write_cell_records(context.config.out, [
+            counters[id(p)].records({"enhancer": p.enhancer_name, "model": p.model_name, **key,
+                                     "config_hash": p.config_hash}) for p in pairs])
     rows = []
     for pair in pairs:
         c = counters[id(pair)]
         seconds = c.seconds + data_seconds / len(pairs)
         rows.append({
-            "enhancer": pair.enhancer_name, "model": pair.model_name, **key,
+            "enhancer": pair.enhancer_name, "model": pair.model_name, **key, **breakdown,
             "n": c.n, "n_correct_top1": c.top1, "n_correct_top5": c.top5,
             "top1": c.top1 / c.n if c.n else float("nan"), "top5": c.top5 / c.n if c.n else float("nan"),
             "n_skipped": len(errors), "seconds": round(seconds, 4),

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_sympie.data.datasets import demo_data_root
+from robustbench_sympie.datasets import demo_data_root
 from robustbench_sympie.models import Classifier, register_model
 
 SHARED_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"

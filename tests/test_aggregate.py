@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from robustbench_sympie import aggregate as agg
-from robustbench_sympie.data.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from robustbench_sympie.corruptions.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
 from robustbench_sympie.errors import DataError
 from robustbench_sympie.reference_data import (
     ALEXNET_CLEAN_ERROR,

@@ -16,7 +16,7 @@ from PIL import Image
 
 from robustbench_sympie import create_enhancer, list_enhancers
 from robustbench_sympie.cli.run_suite import main
-from robustbench_sympie.data.datasets import demo_data_root
+from robustbench_sympie.datasets import demo_data_root
 from robustbench_sympie.enhancers import ENHANCERS
 
 DENOISERS = ["gaussian_denoise", "median_denoise", "bilateral_denoise", "nlmeans_denoise", "tv_denoise",
@@ -182,7 +182,7 @@ def test_ffdnet_loads_the_shipped_weights_and_estimates_noise():
     assert sigmas[0] < 5 and 20 < sigmas[1] < 30  # true noise: 0 (JPEG texture aside) and 25
     with torch.no_grad():
         assert psnr(enhancer(noisy), clean) >= psnr(noisy, clean) + 8
-    assert not create_enhancer("ffdnet", weights=None).has_weights
+    assert create_enhancer("ffdnet", weights=None).has_weights  # None = the default (packaged) weights
 
 
 def test_bm3d_is_an_opt_in_extra():

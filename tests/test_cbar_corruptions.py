@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from robustbench_sympie.data import imagenet_c_bar
-from robustbench_sympie.data.clean_folder import Preprocess, load_rgb
-from robustbench_sympie.data.corruptions import get_corruption, list_corruptions
-from robustbench_sympie.data.datasets import Cell, create_dataset, expand_corruptions
-from robustbench_sympie.data.imagenet_c_bar_corruptions import CBAR_CORRUPTIONS, FAMILY, PARAMETERS
+from robustbench_sympie.corruptions import get_corruption, imagenet_c_bar, list_corruptions
+from robustbench_sympie.corruptions.imagenet_c_bar import CBAR_CORRUPTIONS, FAMILY, PARAMETERS
+from robustbench_sympie.datasets import Cell, create_dataset, expand_corruptions
 from robustbench_sympie.errors import DataError
+from robustbench_sympie.imageio import Preprocess, load_rgb
 
 SIZE = 96
 
@@ -32,7 +31,7 @@ def _change(out: np.ndarray, clean: np.ndarray) -> float:
 def test_the_ten_are_registered_with_the_published_parameters():
     assert list_corruptions(FAMILY) == sorted(CBAR_CORRUPTIONS) and len(CBAR_CORRUPTIONS) == 10
     assert expand_corruptions("imagenet-c-bar") == list(CBAR_CORRUPTIONS) == expand_corruptions("c-bar")
-    assert imagenet_c_bar.PARAMETERS is PARAMETERS and imagenet_c_bar.CORRUPTIONS == CBAR_CORRUPTIONS
+    assert imagenet_c_bar.PARAMETERS is PARAMETERS and imagenet_c_bar.CBAR_CORRUPTIONS == CBAR_CORRUPTIONS
     assert PARAMETERS["caustic_refraction"] == (2.35, 3.2, 4.9, 6.6, 9.15)
     assert PARAMETERS["plasma_noise"] == (4.75, 7.0, 8.5, 9.25, 10.0)
     assert all(len(v) == 5 and list(v) == sorted(v) for v in PARAMETERS.values())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robustbench_sympie.data.clean_folder import Preprocess, load_rgb, scan_image_folder
-from robustbench_sympie.data.colour_warps import COLOUR_WARPS
-from robustbench_sympie.data.corruptions import CORRUPTION_GROUPS, get_corruption, list_corruptions
-from robustbench_sympie.data.datasets import demo_data_root, expand_corruptions
-from robustbench_sympie.data.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from robustbench_sympie.corruptions import CORRUPTION_GROUPS, get_corruption, list_corruptions
+from robustbench_sympie.corruptions.colour_warps import COLOUR_WARPS
+from robustbench_sympie.corruptions.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from robustbench_sympie.datasets import demo_data_root, expand_corruptions
+from robustbench_sympie.imageio import Preprocess, load_rgb, scan_image_folder
 
 SEED = 1234
 

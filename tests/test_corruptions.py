@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from robustbench_sympie.data.clean_folder import Preprocess
-from robustbench_sympie.data.corruptions import get_corruption, list_corruptions, sample_seed
-from robustbench_sympie.data.datasets import Cell, create_dataset, expand_corruptions, grid_cells
-from robustbench_sympie.data.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from robustbench_sympie.corruptions import get_corruption, list_corruptions, sample_seed
+from robustbench_sympie.corruptions.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+from robustbench_sympie.datasets import Cell, create_dataset, expand_corruptions, grid_cells
+from robustbench_sympie.imageio import Preprocess
 from robustbench_sympie.registry import UnknownNameError
 
 SMALL = Preprocess(resize=72, crop=64)
@@ -33,10 +33,10 @@ def test_groups_expand_and_unknown_names_fail():
 def test_every_imagenet_c_corruption_is_deterministic_and_changes_the_image(name, demo_root: Path):
     dataset = create_dataset("imagenet-c", data_root=demo_root, corruptions=name, severities=[1, 5], limit=1,
                              preprocess=SMALL)
-    clean = dataset.cell_dataset(Cell("clean", 0)).pixels(0).astype(float)
-    low, high = (dataset.cell_dataset(Cell(name, s)).pixels(0) for s in (1, 5))
+    clean = dataset.cell_dataset(Cell("clean", 0)).pixels(dataset.records[0]).astype(float)
+    low, high = (dataset.cell_dataset(Cell(name, s)).pixels(dataset.records[0]) for s in (1, 5))
     assert low.shape == high.shape == (64, 64, 3) and low.dtype == np.uint8
-    assert np.array_equal(high, dataset.cell_dataset(Cell(name, 5)).pixels(0))
+    assert np.array_equal(high, dataset.cell_dataset(Cell(name, 5)).pixels(dataset.records[0]))
     assert np.abs(high - clean).mean() > np.abs(low - clean).mean() * 0.999
     assert np.abs(high - clean).mean() > 1.0
 

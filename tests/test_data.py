@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robustbench_sympie.data.clean_folder import Preprocess, evenly_spaced, load_rgb, scan_image_folder
-from robustbench_sympie.data.datasets import Cell, collate_samples, create_dataset
-from robustbench_sympie.data.labels import imagenet_classes
+from robustbench_sympie.datasets import Cell, collate_samples, create_dataset
 from robustbench_sympie.errors import DataError
+from robustbench_sympie.imageio import Preprocess, evenly_spaced, load_rgb, scan_image_folder
+from robustbench_sympie.labels import imagenet_classes
 
 
 def _demo(demo_root: Path, wnid: str) -> Path:
@@ -66,7 +66,7 @@ def test_truncated_and_garbage_files_are_reported_and_skipped(tmp_path: Path, de
     dataset = create_dataset("imagenet-c", data_root=tmp_path, corruptions="clean")
     samples = [dataset.cell_dataset(Cell("clean", 0))[i] for i in range(3)]
     batch = collate_samples(samples)
-    assert batch.images.shape == (1, 3, 224, 224) and batch.labels.tolist() == [0]
+    assert batch.images.shape == (1, 3, 224, 224) and batch.targets.tolist() == [0]
     assert len(batch.errors) == 2
     assert any("n01443537_truncated.JPEG" in e for e in batch.errors)
     assert any("n01484850_garbage.JPEG" in e for e in batch.errors)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robustbench_sympie.data.clean_folder import Preprocess
-from robustbench_sympie.data.datasets import Cell, create_dataset
-from robustbench_sympie.data.imagenet_c_bar import select
+from robustbench_sympie.datasets import Cell, create_dataset
+from robustbench_sympie.datasets.imagenet_c_bar import select
 from robustbench_sympie.errors import DataError
+from robustbench_sympie.imageio import Preprocess
 
 
 def _write(path: Path) -> None:
@@ -36,7 +36,7 @@ def test_parameter_named_folders_map_to_severities(tmp_path: Path):
                                Cell("caustic_refraction", 2), Cell("caustic_refraction", 5)]
     missing = dataset.provenance()["missing_cells"].split(",")
     assert "clean/0" in missing and "caustic_refraction/3" in missing and len(missing) == 1 + 50 - 4
-    assert dataset.cell_dataset(Cell("caustic_refraction", 5))[0].label == 0
+    assert dataset.cell_dataset(Cell("caustic_refraction", 5))[0].target == 0
 
 
 def test_renamed_severity_folders_and_selection(tmp_path: Path):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robustbench_sympie.data.clean_folder import Preprocess
-from robustbench_sympie.data.datasets import Cell, create_dataset
-from robustbench_sympie.data.imagenet_c_hub import HubImageNetC
+from robustbench_sympie.datasets import Cell, create_dataset
+from robustbench_sympie.datasets.hub import HubImageNetC
 from robustbench_sympie.errors import DataError
+from robustbench_sympie.imageio import Preprocess
 
 datasets = pytest.importorskip("datasets")
 
@@ -46,7 +46,7 @@ def test_saved_datasets_are_read_with_labels_severities_and_bad_rows(saved: Path
     assert dataset.cells() == [Cell("gaussian_noise", 1), Cell("gaussian_noise", 2)]
     assert "gaussian_noise/3" in dataset.provenance()["missing_cells"]
     first = [dataset.cell_dataset(Cell("gaussian_noise", 1))[i] for i in range(2)]
-    assert [s.label for s in first] == [0, 10] and first[0].image.shape == (3, 64, 64) and not first[0].error
+    assert [s.target for s in first] == [0, 10] and first[0].image.shape == (3, 64, 64) and not first[0].error
     bad, good = (dataset.cell_dataset(Cell("gaussian_noise", 2))[i] for i in range(2))
     assert "c.JPEG" in bad.error and not good.error and int(good.image.float().mean().round()) == 30
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustbench_sympie.data.clean_folder import Preprocess, load_rgb
-from robustbench_sympie.data.datasets import Cell, create_dataset
-from robustbench_sympie.data.imagenet_c_disk import RenderedDataset
-from robustbench_sympie.data.mixed import MixedSuite, Sampler, apply_chain, draw_chain
-from robustbench_sympie.data.render import ENTRIES, render
+from robustbench_sympie.datasets import Cell, create_dataset
+from robustbench_sympie.datasets.mixed import ChainSampler, MixedSuite, apply_chain, draw_chain
+from robustbench_sympie.datasets.render import ENTRIES, render
+from robustbench_sympie.datasets.rendered import RenderedDataset
+from robustbench_sympie.imageio import Preprocess, load_rgb
 
 SMALL = Preprocess(64, 64)
 POOL = ("gaussian_noise", "contrast", "darken", "brightness")
@@ -27,8 +27,8 @@ def test_sampler_follows_the_released_recipe_and_is_deterministic():
     assert set(counts) == {1, 2, 3} and min(counts.values()) > 150  # 1 + randrange(3): uniform over 1..3
     steps = [step for c in chains for step in c]
     assert {c for c, _ in steps} == set(POOL) and {s for _, s in steps} == {1, 2, 3, 4, 5}
-    sampler = Sampler(POOL, (2, 4), max_corruptions=2, seed=1)
-    assert sampler.chain("a.JPEG") == Sampler(POOL, (2, 4), 2, 1).chain("a.JPEG")
+    sampler = ChainSampler(POOL, (2, 4), max_corruptions=2, seed=1)
+    assert sampler.chain("a.JPEG") == ChainSampler(POOL, (2, 4), 2, 1).chain("a.JPEG")
     assert {s for i in range(50) for _, s in sampler.chain(f"{i}.JPEG")} == {2, 4}
 
 
@@ -55,7 +55,7 @@ def test_rendered_mixed_manifest_matches_its_images(demo_root: Path, tmp_path: P
     source.mkdir()
     for path in sorted(demo_root.iterdir())[:4]:
         shutil.copy(path, source / path.name)
-    sampler = Sampler(POOL, (1, 2, 3, 4, 5), max_corruptions=3, seed=3)
+    sampler = ChainSampler(POOL, (1, 2, 3, 4, 5), max_corruptions=3, seed=3)
     report = render(MixedSuite(sampler, include_clean=True), source, tmp_path / "mixed", fmt="png", preprocess=SMALL)
     assert report.written == 8
     entries = [json.loads(line) for line in (tmp_path / "mixed" / ENTRIES).read_text().splitlines()]
@@ -84,7 +84,7 @@ def test_limit_on_a_rendered_mixed_root_keeps_one_image_set(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from robustbench_sympie.data.datasets import Cell, create_dataset
+    from robustbench_sympie.datasets import Cell, create_dataset
 
     layout = {"clean": "abcd", "mixed_1": "ab", "mixed_2": "cd"}
     for folder, names in layout.items():

@@ -12,11 +12,11 @@ import torch
 from PIL import Image
 
 from robustbench_sympie.cli.build_dataset import main as build_main
-from robustbench_sympie.data.clean_folder import Preprocess, load_rgb
-from robustbench_sympie.data.datasets import Cell, create_dataset
-from robustbench_sympie.data.imagenet_c_disk import RenderedDataset, open_rendered
-from robustbench_sympie.data.render import ENTRIES, GridSuite, render, verify
+from robustbench_sympie.datasets import Cell, create_dataset
+from robustbench_sympie.datasets.render import ENTRIES, GridSuite, render, verify
+from robustbench_sympie.datasets.rendered import RenderedDataset, open_rendered
 from robustbench_sympie.errors import DataError
+from robustbench_sympie.imageio import Preprocess, load_rgb
 
 SMALL = Preprocess(64, 64)
 WNIDS = ("n01440764", "n01530575")
@@ -57,7 +57,7 @@ def test_published_layout_reports_missing_cells_and_skips_corrupt_files(publishe
     errors = [s.error for s in samples if s.error]
     assert len(errors) == 1 and "broken.JPEG" in errors[0]
     good = [s for s in samples if not s.error]
-    assert [s.label for s in good] == [0, 10] and good[0].image.shape == (3, 64, 64)
+    assert [s.target for s in good] == [0, 10] and good[0].image.shape == (3, 64, 64)
 
 
 def test_layout_errors_name_the_folder(tmp_path: Path, published: Path):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from robustbench_sympie.data.clean_folder import Preprocess
-from robustbench_sympie.data.colour_warps import COLOUR_WARPS
-from robustbench_sympie.data.datasets import Cell, create_dataset
+from robustbench_sympie.corruptions.colour_warps import COLOUR_WARPS
+from robustbench_sympie.datasets import Cell, create_dataset
+from robustbench_sympie.imageio import Preprocess
 
 SMALL = Preprocess(64, 64)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustbench_sympie.data.datasets import Cell, collate_samples, create_dataset
+from robustbench_sympie.datasets import Cell, collate_samples, create_dataset
 from robustbench_sympie.errors import WeightsNotFoundError
 from robustbench_sympie.models import IMAGENET_MEAN, IMAGENET_STD, create_model
 
@@ -23,10 +23,11 @@ def test_efficientnet_lite0_normalisation_is_the_tf_lite_one(lite0, demo_root: P
     cell = dataset.cell_dataset(Cell("clean", 0))
     batch = collate_samples([cell[i] for i in range(len(cell))])
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    images = batch.images.float() / 255  # batches carry uint8; models take [0, 1]
     with torch.inference_mode():
-        ours, imagenet = lite0(batch.images), lite0.net((batch.images - mean) / std)
-    top1 = [(logits.argmax(1) == batch.labels).float().mean().item() for logits in (ours, imagenet)]
-    nll = [torch.nn.functional.cross_entropy(logits, batch.labels).item() for logits in (ours, imagenet)]
+        ours, imagenet = lite0(images), lite0.net((images - mean) / std)
+    top1 = [(logits.argmax(1) == batch.targets).float().mean().item() for logits in (ours, imagenet)]
+    nll = [torch.nn.functional.cross_entropy(logits, batch.targets).item() for logits in (ours, imagenet)]
     assert top1[0] >= 0.8 and top1[0] > top1[1]
     assert nll[0] < 0.6 * nll[1]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustbench_sympie.data.clean_folder import Preprocess, scan_image_folder
-from robustbench_sympie.data.datasets import demo_data_root
+from robustbench_sympie.datasets import demo_data_root
 from robustbench_sympie.enhancers.sympie import Sympie
+from robustbench_sympie.imageio import Preprocess, scan_image_folder
 from robustbench_sympie.training.data import CorruptedTrainingSet, RandomCrop, StreamSampler, build_held_out
 from robustbench_sympie.training.loop import TrainConfig, clamp_norms, ema_update, train
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustbench_sympie.data.clean_folder import Preprocess
-from robustbench_sympie.data.datasets import Cell, create_dataset
-from robustbench_sympie.data.labels import imagenet_classes
-from robustbench_sympie.data.vizwiz import accuracy, predict, write_predictions
+from robustbench_sympie.datasets import Cell, create_dataset
+from robustbench_sympie.datasets.vizwiz import accuracy, predict, write_predictions
 from robustbench_sympie.errors import DataError
+from robustbench_sympie.imageio import Preprocess
+from robustbench_sympie.labels import imagenet_classes
 from robustbench_sympie.models import create_model
 from robustbench_sympie.runner import CellCounter, SuiteConfig, run_suite
 

@@ -55,18 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_suite(args: argparse.Namespace):
     """The suite object for ``args.name``."""
-    from robustbench_sympie.data.datasets import expand_corruptions
-    from robustbench_sympie.data.render import GridSuite
+    from robustbench_sympie.datasets import expand_corruptions
+    from robustbench_sympie.datasets.render import GridSuite
 
     corruptions = args.corruptions or SUITES[args.name]
     if args.name == "imagenet-c-mixed":
-        from robustbench_sympie.data.mixed import MixedSuite, Sampler, split_pool
+        from robustbench_sympie.datasets.mixed import ChainSampler, MixedSuite, split_pool
 
         include_clean, pool = split_pool(corruptions)
-        return MixedSuite(Sampler(pool, tuple(args.severities), args.max_corruptions, args.seed), include_clean)
+        return MixedSuite(ChainSampler(pool, tuple(args.severities), args.max_corruptions, args.seed), include_clean)
     names = expand_corruptions(corruptions)
     if args.name == "colour-warps":
-        from robustbench_sympie.data.colour_warp_dataset import warp_corruptions
+        from robustbench_sympie.datasets.colour_warps import warp_corruptions
 
         names = warp_corruptions(names)
     return GridSuite(tuple(names), tuple(args.severities), args.seed, args.name)
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from robustbench_sympie.data.render import verify
+    from robustbench_sympie.datasets.render import verify
 
     problems = verify(args.out)
     for problem in problems:
@@ -100,8 +100,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     import logging
 
-    from robustbench_sympie.data.clean_folder import Preprocess
-    from robustbench_sympie.data.render import render
+    from robustbench_sympie.datasets.render import render
+    from robustbench_sympie.imageio import Preprocess
 
     if not args.source:
         raise ValueError("--source CLEAN_DIR is required to render")

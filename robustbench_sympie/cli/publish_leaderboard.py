@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-duplicate", choices=("error", "first", "last"), default="error",
                    help="what to do when a cell appears in several files with different numbers (identical "
                    "copies are always merged)")
+    p.add_argument("--no-paired", action="store_true",
+                   help="ignore per-image records (OUT/records/ beside each results.csv) and publish only the "
+                   "unpaired (Newcombe) deltas")
     p.add_argument("--flops", action="store_true",
                    help="(re)compute FLOPs/params at 224x224 and 1920x1080 and write flops.md/flops.csv to --out")
     p.add_argument("--flops-models", type=_names, default=None, metavar="NAMES",
@@ -79,7 +82,16 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
         print(f"publish_leaderboard: {loaded.n_dropped} duplicated cell row(s) merged "
               f"({conflicts} row(s) in conflicting copies, resolved by --on-duplicate {args.on_duplicate})",
               file=sys.stderr)
-    paths = publish(loaded, args.out, command=command, baseline=args.baseline, confidence=args.confidence)
+    records = None
+    if not args.no_paired:
+        from pathlib import Path
+
+        from robustbench_sympie.records import RECORDS_DIR, load_records
+
+        folders = [Path(r).parent for r in args.results if (Path(r).parent / RECORDS_DIR).is_dir()]
+        records = load_records(*folders) if folders else None
+    paths = publish(loaded, args.out, command=command, baseline=args.baseline, confidence=args.confidence,
+                    records=records)
     print(f"wrote {len(paths)} files to {args.out}")
 
 

@@ -46,17 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--list", action="store_true", help="list registered enhancers, models, datasets and "
                    "corruptions, then exit")
-    p.add_argument("--enhancer", type=_csv, default=None, metavar="NAMES",
-                   help="comma-separated enhancers (default: identity, plus sympie when weights for the model "
-                   "are packaged)")
+    p.add_argument("--enhancer", default=None, metavar="SPECS",
+                   help="comma-separated enhancers, each optionally with constructor arguments after colons, e.g. "
+                   "'identity,sympie:weights=PATH,tv_denoise:weight=0.2' (default: identity, plus sympie when "
+                   "weights for the model are packaged)")
     p.add_argument("--model", type=_csv, default=["efficientnet_lite0"], metavar="NAMES",
                    help="comma-separated downstream models (any torchvision classifier, efficientnet_lite0..2)")
     p.add_argument("--weights", default=None, metavar="NAME|PATH",
                    help="model weights: a torchvision weights name (DEFAULT, IMAGENET1K_V1, V2, ...) or a local "
                    "state-dict file (default: the model's default weights)")
     p.add_argument("--enhancer-weights", default=None, metavar="PATH|NAME",
-                   help="weights file (or named entry) for the enhancers that take weights (default: the entry "
-                   "registered for the downstream model)")
+                   help="weights file (or named entry) for every enhancer that takes weights and was given none "
+                   "with NAME:weights=... (default: the entry registered for the downstream model)")
     p.add_argument("--allow-untrained", action="store_true",
                    help="evaluate enhancers that need weights without them (reported as NAME[untrained])")
     p.add_argument("--dataset", default="imagenet-c", help="registered dataset name")
@@ -83,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory for results.csv and summary.md; rerunning the same command resumes "
                    "there (default: runs/<dataset>-<data folder name or 'demo'>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--no-records", action="store_true",
+                   help="do not write per-image records (OUT/records/*.parquet; needed for paired statistics)")
     return p
 
 
 def print_listing() -> None:
-    from robustbench_sympie.data.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
-    from robustbench_sympie.data.datasets import list_datasets
+    from robustbench_sympie.corruptions import CORRUPTION_GROUPS, CORRUPTIONS
+    from robustbench_sympie.datasets import list_datasets
     from robustbench_sympie.enhancers import ENHANCERS
     from robustbench_sympie.models import list_models
 
@@ -146,11 +149,11 @@ def _run(args: argparse.Namespace) -> int:
     severities = args.severities or parse_severities(DEMO_SEVERITIES if demo else FULL_SEVERITIES)
     out = args.out or str(Path("runs") / f"{args.dataset}-{'demo' if demo else Path(args.data_root).name}")
     config = SuiteConfig(
-        enhancers=args.enhancer or default_enhancers(args.model), models=args.model, dataset=args.dataset,
+        enhancers=[args.enhancer] if args.enhancer is not None else default_enhancers(args.model), models=args.model, dataset=args.dataset,
         data_root=args.data_root, corruptions=corruptions, severities=severities, seed=args.seed, limit=args.limit,
         resize=args.resize, crop=args.crop, batch_size=args.batch_size, workers=args.workers, device=args.device,
         out=out, model_weights=args.weights, enhancer_weights=args.enhancer_weights,
-        allow_untrained=args.allow_untrained, progress=not args.no_progress,
+        allow_untrained=args.allow_untrained, progress=not args.no_progress, records=not args.no_records,
     )
     results = run_suite(config)
     this_run = results[results["model"].isin(config.models)]

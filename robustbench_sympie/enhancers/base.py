@@ -18,8 +18,18 @@ class Enhancer(nn.Module):
 
     #: registry name of the enhancer
     name: ClassVar[str] = "enhancer"
-    #: whether the enhancer needs trained weights to be meaningful
+    #: whether the enhancer needs trained weights to be meaningful (refused without them unless allowed)
     requires_weights: ClassVar[bool] = False
+    #: whether the constructor takes ``weights=`` (a file or a named entry; ``None`` = the default weights)
+    accepts_weights: ClassVar[bool] = False
+    #: whether the constructor takes ``downstream_model=`` (weights or behaviour chosen per model); an enhancer
+    #: that does not depend on the model is computed once per batch and shared by every model of the grid
+    depends_on_model: ClassVar[bool] = False
+
+    @classmethod
+    def weights_hint(cls) -> str:
+        """Which weights file the enhancer needs and where to get it ('' when it needs none)."""
+        return ""
 
     @property
     def has_weights(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..registry import Registry
+from .base import Enhancer
 
 ENHANCERS: Registry = Registry(
     "enhancer",
@@ -18,7 +19,7 @@ def register_enhancer(name: str | None = None, *, overwrite: bool = False):
     return ENHANCERS.register(name, overwrite=overwrite)
 
 
-def create_enhancer(name: str, **kwargs: Any):
+def create_enhancer(name: str, **kwargs: Any) -> Enhancer:
     """Build the enhancer registered as ``name`` (see :func:`list_enhancers`)."""
     return ENHANCERS.create(name, **kwargs)
 

@@ -11,22 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import torch
 
+from ..atomic import atomic_path
 from ..errors import DataError, WeightsNotFoundError
-
-if TYPE_CHECKING:
-    from .sympie import SympieNEM
+from ..provenance import git_commit
+from .sympie_arch import SympieNEM
 
 __all__ = [
     "CACHE_ENV",
@@ -167,15 +165,8 @@ def _is_offline() -> bool:
 @contextmanager
 def _atomic_output(path: Path) -> Iterator[IO[bytes]]:
     """A binary file that appears at ``path`` only when the block completes (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        yield handle
 
 
 def _progress(total: int | None, desc: str) -> Callable[[int], object]:
@@ -231,8 +222,6 @@ def _unwrap_state_dict(state: Any, path: Path) -> dict[str, torch.Tensor]:
 
 
 def _expected_shapes() -> dict[str, torch.Size]:
-    from .sympie import SympieNEM
-
     with torch.device("meta"):
         return {k: v.shape for k, v in SympieNEM().state_dict().items()}
 
@@ -276,17 +265,6 @@ def load_nem_state_dict(path: str | os.PathLike, nem: SympieNEM | None = None) -
 # ------------------------------------------------------------------------------------------------
 # Saving
 # ------------------------------------------------------------------------------------------------
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = result.stdout.strip() if result.returncode == 0 else ""
-    return commit or None
-
-
 def save_nem_weights(
     nem: SympieNEM, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None, *, half: bool = False
 ) -> Path:
@@ -305,7 +283,7 @@ def save_nem_weights(
     info: dict[str, Any] = {"downstream_model": None, "training_data": None, "iterations": None}
     info.update(metadata or {})
     info.setdefault("git_commit", None)
-    info["git_commit"] = info["git_commit"] or _git_commit()
+    info["git_commit"] = info["git_commit"] or git_commit() or None
     info.update(format="sympie-nem", dtype="float16" if half else "float32")
     with _atomic_output(path) as out:
         if path.suffix == ".safetensors":

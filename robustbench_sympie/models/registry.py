@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..registry import Registry
+from .base import Classifier
 
 MODELS: Registry = Registry(
     "model",
@@ -21,7 +22,7 @@ def register_model(name: str | None = None, *, overwrite: bool = False):
     return MODELS.register(name, overwrite=overwrite)
 
 
-def create_model(name: str, **kwargs: Any):
+def create_model(name: str, **kwargs: Any) -> Classifier:
     """Build the frozen :class:`Classifier` registered as ``name``."""
     return MODELS.create(name, **kwargs)
 

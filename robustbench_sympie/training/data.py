@@ -23,9 +23,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..data.clean_folder import ImageRecord, Preprocess, load_rgb
-from ..data.corruptions import Corruption, get_corruption, sample_seed
+from ..corruptions import Corruption, get_corruption, sample_seed
 from ..errors import DataError
+from ..imageio import ImageRecord, Preprocess, load_rgb
 
 #: severities drawn for training samples (0 = clean), uniformly, as released
 TRAIN_SEVERITIES: tuple[int, ...] = (0, 1, 2, 3, 4, 5)

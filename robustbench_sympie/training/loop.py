@@ -25,7 +25,6 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,9 +35,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.clean_folder import ImageRecord, Preprocess, evenly_spaced, scan_image_folder
-from ..data.datasets import expand_corruptions
+from ..atomic import atomic_path
+from ..datasets import expand_corruptions
 from ..errors import SuiteError
+from ..imageio import ImageRecord, Preprocess, evenly_spaced, scan_image_folder
 from .data import (
     HELD_OUT_SEVERITIES,
     TRAIN_SEVERITIES,
@@ -273,21 +273,13 @@ def calibrate_batch_norms(student: nn.Module, batches: Sequence[torch.Tensor]) -
 # Setup
 # ------------------------------------------------------------------------------------------------
 def resolve_device(name: str) -> torch.device:
-    """``auto`` (cuda > mps > cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; a clear error if unavailable."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    """The shared resolver (:func:`robustbench_sympie.device.resolve_device`), errors as :class:`TrainingConfigError`."""
+    from ..device import resolve_device as resolve
+
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainingConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingConfigError("device 'cuda' asked for, but this PyTorch sees no CUDA GPU")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainingConfigError("device 'mps' asked for, but MPS is not available")
-    return device
+        return resolve(name)
+    except SuiteError as exc:
+        raise TrainingConfigError(str(exc).replace("--device", "device", 1)) from None
 
 
 def build_models(config: TrainConfig, device: torch.device) -> Models:
@@ -442,15 +434,8 @@ def evaluate(models: Models, held_out: HeldOutSet, *, batch_size: int, amp: bool
 # Files: checkpoint, log, weights
 # ------------------------------------------------------------------------------------------------
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_states() -> dict[str, Any]:

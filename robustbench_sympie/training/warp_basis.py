@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..enhancers.sympie import IMAGENET_MEAN, IMAGENET_STD, KERNEL_SIZE, NUM_WARP_PARAMS
+from ..enhancers.sympie_arch import IMAGENET_MEAN, IMAGENET_STD, KERNEL_SIZE, NUM_WARP_PARAMS
 
 __all__ = ["PreconditionedOutput", "fold_output_layers", "use_warp_basis", "warp_basis"]
 

@@ -16,13 +16,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..corruptions import SEVERITIES
+from ..corruptions.imagenet_c_bar import CBAR_CORRUPTIONS, PARAMETERS
 from ..errors import DataError
-from .clean_folder import Preprocess, evenly_spaced, scan_image_folder
-from .corruptions import SEVERITIES
-from .datasets import CLEAN, ImageNetC, register_dataset
-from .imagenet_c_bar_corruptions import CBAR_CORRUPTIONS, PARAMETERS
-from .imagenet_c_disk import RenderedDataset, is_rendered_root, open_rendered
+from ..imageio import Preprocess, evenly_spaced, scan_image_folder
+from .base import CLEAN
+from .imagenet_c import ImageNetC
+from .registry import register_dataset
 from .render import MANIFEST
+from .rendered import RenderedDataset, is_rendered_root, open_rendered
 
 __all__ = ["CORRUPTIONS", "NAME", "PARAMETERS", "imagenet_c_bar", "is_cbar_rendered", "select"]
 

@@ -33,12 +33,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from ..corruptions import SEVERITIES
 from ..errors import DataError
-from .clean_folder import Preprocess, evenly_spaced, load_rgb
-from .corruptions import SEVERITIES
-from .datasets import Cell, Sample, register_dataset
+from ..imageio import Preprocess, evenly_spaced, load_rgb
+from .base import Cell, ImageCellDataset, collate_samples
+from .registry import register_dataset
 
 log = logging.getLogger(__name__)
 
@@ -153,30 +154,21 @@ def parse_image(entry: Any, image_dir: Path, quality: Mapping[str, frozenset[str
 
 
 # -- the dataset ---------------------------------------------------------------------------------------------------
-def pad_labels(labels: Sequence[int], width: int) -> list[int]:
-    """``labels`` padded with -1 to ``width`` entries (the runner's B x K label sets)."""
-    return [*labels, *([NO_LABEL] * (width - len(labels)))]
+class VizWizCell(ImageCellDataset):
+    """The images of one cell, preprocessed; each target is the set of correct ImageNet-1k indices."""
 
-
-class VizWizCell(Dataset):
-    """The images of one cell, preprocessed; each label is the padded set of correct ImageNet-1k indices."""
-
-    def __init__(self, images: Sequence[VizWizImage], preprocess: Preprocess, width: int) -> None:
-        self.images = list(images)
+    def __init__(self, images: Sequence[VizWizImage], preprocess: Preprocess) -> None:
+        super().__init__(images)
         self.preprocess = preprocess
-        self.width = width
 
-    def __len__(self) -> int:
-        return len(self.images)
+    def pixels(self, record: VizWizImage) -> np.ndarray:
+        return self.preprocess(load_rgb(record.path))
 
-    def __getitem__(self, position: int) -> Sample:
-        image = self.images[position]
-        labels = pad_labels(image.labels, self.width)
-        try:
-            pixels = self.preprocess(load_rgb(image.path))
-        except OSError as exc:
-            return Sample(torch.empty(0, dtype=torch.uint8), labels, position, f"{image.path}: {exc}")
-        return Sample(torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), labels, position, "")
+    def target(self, record: VizWizImage) -> tuple[int, ...]:
+        return record.labels
+
+    def image_id(self, record: VizWizImage) -> str:
+        return record.file
 
 
 @dataclass
@@ -218,15 +210,19 @@ class VizWiz:
         if not self.has_labels:
             raise DataError(f"{self.annotation_file} has no labels (the public test annotations keep them on the "
                             "evaluation server): write the server's prediction file with "
-                            "robustbench_sympie.data.vizwiz.write_predictions(...) instead")
+                            "robustbench_sympie.datasets.vizwiz.write_predictions(...) instead")
         cells = [Cell(ALL, 0)] + [Cell(FLAG_PREFIX + f, 0) for f in QUALITY_FLAGS
                                   if any(f in image.flags for image in self.members(Cell(ALL, 0)))]
         chosen = [c for c in cells if c.corruption in self.wanted]
         return chosen or cells
 
     def cell_dataset(self, cell: Cell) -> VizWizCell:
-        width = max([len(image.labels) for image in self.images] + [1])
-        return VizWizCell(self.members(cell), self.preprocess, width)
+        return VizWizCell(self.members(cell), self.preprocess)
+
+    def breakdown(self, cell: Cell) -> dict[str, Any]:
+        """``quality_flag`` of the ``flag_<FLAG>`` cells (aggregation groups by it)."""
+        flag = cell.corruption.removeprefix(FLAG_PREFIX)
+        return {"quality_flag": flag} if cell.corruption.startswith(FLAG_PREFIX) else {}
 
     def provenance(self) -> dict[str, Any]:
         """Settings that determine the results, recorded with every row."""
@@ -270,12 +266,6 @@ def vizwiz(
 
 
 # -- predictions for the evaluation server --------------------------------------------------------------------------
-def _collate(samples: Sequence[Sample]) -> tuple[torch.Tensor, list[int], list[str]]:
-    good = [s for s in samples if not s.error]
-    images = torch.stack([s.image for s in good]).float().div_(255.0) if good else torch.empty(0, 3, 1, 1)
-    return images, [s.position for s in good], [s.error for s in samples if s.error]
-
-
 @torch.inference_mode()
 def predict(dataset: VizWiz, model: Callable[[torch.Tensor], torch.Tensor],
             enhancer: Callable[[torch.Tensor], torch.Tensor] | None = None, *, device: str | torch.device = "cpu",
@@ -289,18 +279,18 @@ def predict(dataset: VizWiz, model: Callable[[torch.Tensor], torch.Tensor],
         if isinstance(module, torch.nn.Module):
             module.to(device).eval()
     mask = dataset.logit_mask().to(device)
-    loader = DataLoader(VizWizCell(dataset.images, dataset.preprocess, 1), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate)
+    loader = DataLoader(VizWizCell(dataset.images, dataset.preprocess), batch_size=batch_size,
+                        num_workers=workers, collate_fn=collate_samples)
     predictions: list[tuple[str, int]] = []
     errors: list[str] = []
-    for images, positions, failed in loader:
-        errors.extend(failed)
-        if not positions:
+    for batch in loader:
+        errors.extend(batch.errors)
+        if not batch.image_ids:
             continue
-        batch = images.to(device)
-        logits = model(enhancer(batch) if enhancer is not None else batch)
+        images = batch.images.to(device).float().div_(255.0)
+        logits = model(enhancer(images) if enhancer is not None else images)
         top1 = logits.masked_fill(~mask, float("-inf")).argmax(dim=1).cpu().numpy()
-        predictions.extend((dataset.images[p].file, int(c)) for p, c in zip(positions, top1, strict=True))
+        predictions.extend((file, int(c)) for file, c in zip(batch.image_ids, top1, strict=True))
     for error in errors:
         log.warning("VizWiz: no prediction for unreadable %s", error)
     return predictions, errors

@@ -45,8 +45,8 @@ class Corruption:
 CORRUPTIONS: Registry = Registry(
     "corruption",
     entry_point_group="robustbench_sympie.corruptions",
-    builtin_modules=("robustbench_sympie.data.imagenet_c", "robustbench_sympie.data.colour_warps",
-                     "robustbench_sympie.data.imagenet_c_bar_corruptions"),
+    builtin_modules=("robustbench_sympie.corruptions.imagenet_c", "robustbench_sympie.corruptions.colour_warps",
+                     "robustbench_sympie.corruptions.imagenet_c_bar"),
 )
 
 #: named groups accepted wherever a list of corruptions is
@@ -74,10 +74,15 @@ def list_corruptions(family: str | None = None) -> list[str]:
     return [n for n in names if family is None or CORRUPTIONS.get(n).family == family]
 
 
-def sample_seed(image_id: str, corruption: str, severity: int, run_seed: int) -> int:
-    """A 63-bit seed derived from (image id, corruption, severity, run seed), stable across platforms."""
-    key = f"{image_id}\x1f{corruption}\x1f{severity}\x1f{run_seed}".encode()
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from the parts' text (joined by U+001F), stable across platforms and Python versions."""
+    key = "\x1f".join(str(part) for part in parts).encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
+
+
+def sample_seed(image_id: str, corruption: str, severity: int, run_seed: int) -> int:
+    """The seed of one corrupted sample: derived from (image id, corruption, severity, run seed)."""
+    return derive_seed(image_id, corruption, severity, run_seed)
 
 
 @contextlib.contextmanager

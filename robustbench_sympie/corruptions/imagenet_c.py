@@ -11,7 +11,7 @@ import inspect
 
 import numpy as np
 
-from .corruptions import CORRUPTION_GROUPS, legacy_numpy_seed, register_corruption
+from .base import CORRUPTION_GROUPS, legacy_numpy_seed, register_corruption
 
 BENCHMARK_FAMILIES: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .corruptions import CORRUPTION_GROUPS, register_corruption
+from .base import CORRUPTION_GROUPS, register_corruption
 
 FAMILY = "colour_warp"
 #: the colour warps in the released order

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .corruptions import CORRUPTION_GROUPS, register_corruption
+from .base import CORRUPTION_GROUPS, register_corruption
 
 FAMILY = "imagenet_c_bar"
 #: severity 1..5 -> the corruption's parameter value, as in the published ``imagenet_c_bar.csv``

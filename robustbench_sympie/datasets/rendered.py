@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .clean_folder import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
-from .datasets import CLEAN, Cell, Sample
+from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
+from .base import CLEAN, Cell, GridDatasetMixin, ImageCellDataset
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ def looks_rendered(root: str | os.PathLike) -> bool:
     Decided from the root alone, never from the corruptions requested, so that a rendered set is never scanned
     as clean images (its ``<corruption>/<severity>/<wnid>/`` files would otherwise all look labelled).
     """
-    from .corruptions import CORRUPTIONS
+    from ..corruptions import CORRUPTIONS
 
     root = Path(root).expanduser()
     return (root / "manifest.json").is_file() or is_rendered_root(root, CORRUPTIONS.names())
@@ -90,27 +88,19 @@ def fit_to_crop(image, crop: int) -> np.ndarray:
     return np.array(TF.center_crop(image, [crop, crop]), dtype=np.uint8)
 
 
-class ImageFileCell(Dataset):
+class ImageFileCell(ImageCellDataset):
     """One cell of a rendered set: the files of one ``<corruption>/<severity>`` folder, decoded as stored."""
 
     def __init__(self, records: Sequence[ImageRecord], crop: int) -> None:
-        self.records = list(records)
+        super().__init__(records)
         self.crop = crop
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, position: int) -> Sample:
-        record = self.records[position]
-        try:
-            pixels = fit_to_crop(load_rgb(record.path), self.crop)
-        except OSError as exc:
-            return Sample(torch.empty(0, dtype=torch.uint8), record.label, position, f"{record.path}: {exc}")
-        return Sample(torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), record.label, position, "")
+    def pixels(self, record: ImageRecord) -> np.ndarray:
+        return fit_to_crop(load_rgb(record.path), self.crop)
 
 
 @dataclass
-class RenderedDataset:
+class RenderedDataset(GridDatasetMixin):
     """A pre-rendered grid of cells read from disk (see the module docstring for the layout)."""
 
     root: Path

@@ -26,7 +26,7 @@ class ClassIndex:
 @functools.cache
 def imagenet_classes() -> ClassIndex:
     """The ImageNet-1k classes from the vendored ``imagenet_classes.tsv`` (index, wnid, name)."""
-    text = resources.files(__package__).joinpath("imagenet_classes.tsv").read_text(encoding="utf-8")
+    text = resources.files("robustbench_sympie.data").joinpath("imagenet_classes.tsv").read_text(encoding="utf-8")
     rows = list(csv.DictReader(text.splitlines(), delimiter="\t"))
     rows.sort(key=lambda r: int(r["index"]))
     wnids = tuple(r["wnid"] for r in rows)

@@ -37,9 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from .clean_folder import ImageRecord, Preprocess, evenly_spaced, scan_image_folder
-from .corruptions import SEVERITIES, get_corruption, sample_seed
-from .datasets import CLEAN, Cell, CorruptedImageFolder, demo_data_root, expand_corruptions, register_dataset
+from ..corruptions import SEVERITIES, derive_seed, get_corruption, sample_seed
+from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
+from .base import CLEAN, Cell, GridDatasetMixin, ImageCellDataset, demo_data_root, expand_corruptions
+from .imagenet_c import CorruptedImageFolder
+from .registry import register_dataset
 from .render import Target, output_stem
 
 NAME = "imagenet-c-mixed"
@@ -71,13 +73,16 @@ def draw_chain(seed: int, pool: Sequence[str], severities: Sequence[int], max_co
 def apply_chain(pixels: np.ndarray, chain: Chain, seed: int) -> np.ndarray:
     """Apply the steps of ``chain`` in order to uint8 HWC ``pixels``; step ``i`` is seeded from (seed, i)."""
     for step, (corruption, severity) in enumerate(chain):
-        pixels = get_corruption(corruption)(pixels, severity, sample_seed(str(seed), corruption, severity, step))
+        pixels = get_corruption(corruption)(pixels, severity, derive_seed(seed, corruption, severity, step))
     return pixels
 
 
 @dataclass(frozen=True)
-class Sampler:
-    """The ImageNet-C-Mixed sampler's parameters (see the module docstring for the defaults)."""
+class ChainSampler:
+    """Draws each image's corruption chain (not a torch Sampler) from the ImageNet-C-Mixed parameters.
+
+    See the module docstring for the defaults.
+    """
 
     pool: tuple[str, ...]
     severities: tuple[int, ...] = SEVERITIES
@@ -95,28 +100,25 @@ class Sampler:
                 "max_corruptions": self.max_corruptions, "seed": self.seed}
 
 
-class MixedCell(CorruptedImageFolder):
+class MixedCell(ImageCellDataset):
     """The images of one ``mixed_<k>`` cell, each corrupted by its own chain."""
 
-    def __init__(self, records: Sequence[ImageRecord], sampler: Sampler, preprocess: Preprocess) -> None:
-        self.records = list(records)
+    def __init__(self, records: Sequence[ImageRecord], sampler: ChainSampler, preprocess: Preprocess) -> None:
+        ImageCellDataset.__init__(self, records)
         self.sampler = sampler
         self.preprocess = preprocess
 
-    def pixels(self, position: int) -> np.ndarray:
-        from .clean_folder import load_rgb
-
-        record = self.records[position]
+    def pixels(self, record: ImageRecord) -> np.ndarray:
         image = self.preprocess(load_rgb(record.path))
         return apply_chain(image, self.sampler.chain(record.image_id), self.sampler.seed_of(record.image_id))
 
 
 @dataclass
-class ImageNetCMixed:
+class ImageNetCMixed(GridDatasetMixin):
     """ImageNet-C-Mixed generated on the fly from a clean ImageNet-style folder."""
 
     records: list[ImageRecord]
-    sampler: Sampler
+    sampler: ChainSampler
     include_clean: bool
     preprocess: Preprocess
     data_root: Path
@@ -142,6 +144,11 @@ class ImageNetCMixed:
             raise KeyError(f"{self.name} has no cell {cell.corruption}/{cell.severity}")
         return MixedCell(self._by_k[int(match.group(1))], self.sampler, self.preprocess)
 
+    def breakdown(self, cell: Cell) -> dict[str, Any]:
+        """``n_corruptions``: how many corruptions each image of a ``mixed_<k>`` cell received (k)."""
+        match = _MIXED_FOLDER.match(cell.corruption)
+        return {"n_corruptions": int(match.group(1))} if match else {}
+
     def manifest(self) -> list[dict[str, Any]]:
         """One row per image: its id, number of corruptions, chain seed and chain."""
         return [{"source": r.image_id, "k": len(chain), "seed": self.sampler.seed_of(r.image_id),
@@ -159,7 +166,7 @@ class ImageNetCMixed:
 class MixedSuite:
     """The renderer's view of ImageNet-C-Mixed: ``mixed_<k>/<wnid>/<file>`` (plus ``clean/`` if asked)."""
 
-    sampler: Sampler
+    sampler: ChainSampler
     include_clean: bool = False
     name: str = NAME
 
@@ -207,7 +214,7 @@ def imagenet_c_mixed(
 ):
     """ImageNet-C-Mixed on the fly from clean images, or read from a rendered ``mixed_<k>/`` root."""
     from ..errors import DataError
-    from .imagenet_c_disk import RenderedDataset, looks_rendered
+    from .rendered import RenderedDataset, looks_rendered
 
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
     include_clean, pool = split_pool(corruptions)
@@ -219,6 +226,6 @@ def imagenet_c_mixed(
     if looks_rendered(root):
         raise DataError(f"{root} holds a rendered corruption set, not clean images: ImageNet-C-Mixed is generated "
                         "from a clean folder or read from a root rendered by 'build_dataset imagenet-c-mixed'")
-    sampler = Sampler(pool, tuple(severities), max_corruptions, seed)
+    sampler = ChainSampler(pool, tuple(severities), max_corruptions, seed)
     records = evenly_spaced(scan_image_folder(root), limit)
     return ImageNetCMixed(records, sampler, include_clean, preprocess or Preprocess(), root)

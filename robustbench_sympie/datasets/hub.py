@@ -21,15 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .clean_folder import Preprocess
-from .datasets import CLEAN, Cell, Sample
-from .imagenet_c_disk import fit_to_crop
-from .labels import imagenet_classes
+from ..imageio import Preprocess
+from ..labels import imagenet_classes
+from .base import CLEAN, Cell, GridDatasetMixin, ImageCellDataset
+from .rendered import fit_to_crop
 
 HF_PREFIX = "hf://"
 DEFAULT_SPLIT = "validation"
@@ -73,32 +72,34 @@ def _label_of(row: dict[str, Any], where: str) -> int:
     raise DataError(f"{where}: rows need a 'class_id' (wnid) or 'label' field, found {sorted(row)}")
 
 
-class HubCell(Dataset):
-    """One cell: the rows of an HF dataset (optionally only some indices), decoded and centre-cropped."""
+class HubCell(ImageCellDataset):
+    """One cell: the rows of an HF dataset (records are row indices), decoded and centre-cropped."""
 
     def __init__(self, table, indices: Sequence[int], crop: int, where: str) -> None:
+        super().__init__(indices)
         self.table = table
-        self.indices = list(indices)
         self.crop = crop
-        self.where = where
+        self.source = where
 
-    def __len__(self) -> int:
-        return len(self.indices)
+    def target(self, record: int) -> int:
+        return _label_of(self.table[record], self.source)
 
-    def __getitem__(self, position: int) -> Sample:
-        row = self.table[self.indices[position]]
-        label = _label_of(row, self.where)
-        name = row.get("filename") or f"row {self.indices[position]}"
+    def image_id(self, record: int) -> str:
+        return str(self.table[record].get("filename") or f"row {record}")
+
+    def where(self, record: int) -> str:
+        return f"{self.source} {self.image_id(record)}"
+
+    def pixels(self, record: int) -> np.ndarray:
         try:
-            with Image.open(io.BytesIO(row["image"]["bytes"])) as image:
-                pixels = fit_to_crop(image.convert("RGB"), self.crop)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            return Sample(torch.empty(0, dtype=torch.uint8), label, position, f"{self.where} {name}: {exc}")
-        return Sample(torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), label, position, "")
+            with Image.open(io.BytesIO(self.table[record]["image"]["bytes"])) as image:
+                return fit_to_crop(image.convert("RGB"), self.crop)
+        except (UnidentifiedImageError, ValueError) as exc:
+            raise OSError(str(exc)) from exc
 
 
 @dataclass
-class HubImageNetC:
+class HubImageNetC(GridDatasetMixin):
     """ImageNet-C read through ``datasets`` (see the module docstring)."""
 
     source: str

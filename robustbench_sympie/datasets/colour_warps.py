@@ -13,10 +13,12 @@ import logging
 import os
 from collections.abc import Sequence
 
-from .clean_folder import Preprocess
-from .colour_warps import COLOUR_WARPS
-from .corruptions import SEVERITIES
-from .datasets import CLEAN, expand_corruptions, imagenet_c, register_dataset
+from ..corruptions import SEVERITIES
+from ..corruptions.colour_warps import COLOUR_WARPS
+from ..imageio import Preprocess
+from .base import CLEAN, expand_corruptions
+from .imagenet_c import imagenet_c
+from .registry import register_dataset
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,12 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from ..atomic import write_atomic
+from ..corruptions import get_corruption, sample_seed
 from ..errors import DataError
-from .clean_folder import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
-from .corruptions import get_corruption, sample_seed
-from .datasets import CLEAN
-from .labels import imagenet_classes
+from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
+from ..labels import imagenet_classes
+from .base import CLEAN
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,6 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _sha256(data: bytes) -> str:
@@ -141,7 +137,7 @@ def render_record(suite: Suite, record: ImageRecord, out: Path, fmt: str, prepro
         if relative in done:
             continue
         data = encode(suite.render(target, pixels), fmt)
-        _write_atomic(out / relative, data)
+        write_atomic(out / relative, data)
         entry = {"file": relative, "source": record.image_id, "source_sha256": source_hash,
                  "corruption": target.corruption, "severity": target.severity, "seed": target.seed,
                  "sha256": _sha256(data)}

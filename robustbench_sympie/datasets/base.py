@@ -1,0 +1,180 @@
+"""The evaluation-dataset contract: a grid of cells, each a torch ``Dataset`` of image samples.
+
+Every dataset the suite evaluates implements :class:`EvalDataset`; ``create_dataset`` returns one. A *cell* is
+(corruption, severity), ``clean`` is ``("clean", 0)``; each cell's samples are uint8 ``3 x H x W`` images with
+their target class(es) and a stable image id (the key of the per-image records). Datasets also say how their
+cells break down for aggregation (``breakdown``: e.g. ImageNet-C-Mixed's number of corruptions, VizWiz's
+quality flag), which classes their labels can take (``logit_mask``) and what produced their pixels
+(``provenance``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, get_corruption
+
+CLEAN = "clean"
+
+#: target of a sample: one class index, or the set of accepted class indices (VizWiz's several answers)
+Target = int | tuple[int, ...]
+
+
+class Cell(NamedTuple):
+    """One (corruption, severity) cell of an evaluation grid; clean is ``("clean", 0)``."""
+
+    corruption: str
+    severity: int
+
+
+class Sample(NamedTuple):
+    """One image of a cell as the loader yields it."""
+
+    image: torch.Tensor  # uint8 3 x H x W (empty when the file could not be read)
+    target: Target  # class index, or the accepted class indices
+    image_id: str  # stable id of the source image (path relative to the data root)
+    error: str  # '' when the image loaded, else "<path>: <reason>"
+
+
+class Batch(NamedTuple):
+    """Collated samples of one cell: the images that loaded and the failures."""
+
+    images: torch.Tensor  # uint8 B x 3 x H x W (moved to the device as uint8, scaled there)
+    targets: torch.Tensor  # int64 B, or B x K accepted classes padded with -1
+    image_ids: list[str]  # ids of the B loaded images, in order
+    errors: list[str]  # one message per sample that could not be loaded
+
+
+@runtime_checkable
+class EvalDataset(Protocol):
+    """What the runner, aggregation and ``build_dataset`` need from an evaluation dataset."""
+
+    #: registry name, written in every results row's ``dataset`` column
+    name: str
+
+    @property
+    def n_images(self) -> int:
+        """Distinct source images over the cells."""
+
+    def cells(self) -> list[Cell]:
+        """The cells of the grid, in evaluation order."""
+
+    def cell_dataset(self, cell: Cell) -> Dataset:
+        """The torch dataset of one cell, yielding :class:`Sample`."""
+
+    def provenance(self) -> dict[str, Any]:
+        """Settings that determine the pixels, recorded with every result row (and hashed)."""
+
+    def breakdown(self, cell: Cell) -> dict[str, Any]:
+        """Columns that aggregation may group this cell's rows by (``{}`` when there are none)."""
+
+    def logit_mask(self) -> torch.Tensor | None:
+        """Bool mask of the classes the labels can take (logits outside get -inf), or None for all."""
+
+
+class GridDatasetMixin:
+    """Defaults of the optional parts of :class:`EvalDataset` for plain corruption grids."""
+
+    def breakdown(self, cell: Cell) -> dict[str, Any]:
+        return {}
+
+    def logit_mask(self) -> torch.Tensor | None:
+        return None
+
+
+class ImageCellDataset(Dataset):
+    """Base class of every cell dataset: subclasses say how to get one record's uint8 HWC pixels.
+
+    A record is anything that names one image (an :class:`ImageRecord` by default: ``path``, ``image_id``,
+    ``label``); override :meth:`target`, :meth:`image_id` and :meth:`where` for other kinds. Unreadable images
+    become a :class:`Sample` with an empty image and an error naming the file, never a crash.
+    """
+
+    def __init__(self, records: Sequence[Any]) -> None:
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def pixels(self, record: Any) -> np.ndarray:  # pragma: no cover - abstract
+        """The ``H x W x 3`` uint8 pixels of ``record`` (raise ``OSError`` when unreadable)."""
+        raise NotImplementedError
+
+    def target(self, record: Any) -> Target:
+        """The class index (or accepted class indices) of ``record``."""
+        return record.label
+
+    def image_id(self, record: Any) -> str:
+        """The stable id of ``record``'s source image."""
+        return record.image_id
+
+    def where(self, record: Any) -> str:
+        """How an error message names ``record`` (its file)."""
+        return str(record.path)
+
+    def __getitem__(self, position: int) -> Sample:
+        record = self.records[position]
+        target, image_id = self.target(record), self.image_id(record)
+        try:
+            pixels = self.pixels(record)
+        except OSError as exc:
+            return Sample(torch.empty(0, dtype=torch.uint8), target, image_id, f"{self.where(record)}: {exc}")
+        return Sample(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).contiguous(),
+                      target, image_id, "")
+
+
+def collate_samples(samples: Sequence[Sample]) -> Batch:
+    """Stack the loaded samples (uint8) and collect the failures; set-valued targets are padded with -1."""
+    good = [s for s in samples if not s.error]
+    errors = [s.error for s in samples if s.error]
+    images = torch.stack([s.image for s in good]) if good else torch.empty(0, 3, 1, 1, dtype=torch.uint8)
+    return Batch(images, collate_targets([s.target for s in good]), [s.image_id for s in good], errors)
+
+
+def collate_targets(targets: Sequence[Target]) -> torch.Tensor:
+    """``B`` class indices, or ``B x K`` accepted classes padded with -1 when any target is a set."""
+    if not any(isinstance(t, tuple) for t in targets):
+        return torch.tensor(list(targets), dtype=torch.long)
+    sets = [t if isinstance(t, tuple) else (t,) for t in targets]
+    width = max(len(s) for s in sets)
+    return torch.tensor([list(s) + [-1] * (width - len(s)) for s in sets], dtype=torch.long)
+
+
+def expand_corruptions(spec: str | Iterable[str]) -> list[str]:
+    """Turn ``"clean,noise,fog"`` (names and group names) into a list of known corruption names."""
+    CORRUPTIONS.names()  # load the corruption families (and their group names)
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s).strip() for s in spec]
+    names: list[str] = []
+    for item in filter(None, items):
+        expanded = CORRUPTION_GROUPS[item]() if item in CORRUPTION_GROUPS else [item]
+        for name in expanded:
+            if name != CLEAN:
+                get_corruption(name)  # did-you-mean error for unknown names
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise ValueError(f"no corruptions selected by {spec!r}")
+    return names
+
+
+def grid_cells(corruptions: Sequence[str], severities: Sequence[int]) -> list[Cell]:
+    """The cells of ``corruptions x severities``; ``clean`` contributes one cell of severity 0."""
+    bad = [s for s in severities if s not in SEVERITIES]
+    if bad:
+        raise ValueError(f"severities must be in {SEVERITIES}, got {bad}")
+    cells = []
+    for name in corruptions:
+        cells.extend([Cell(CLEAN, 0)] if name == CLEAN else [Cell(name, s) for s in severities])
+    return cells
+
+
+def demo_data_root() -> Path:
+    """The small set of real ImageNet validation-style images vendored in the package."""
+    return Path(str(resources.files("robustbench_sympie.data").joinpath("demo")))

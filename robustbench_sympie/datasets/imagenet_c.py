@@ -1,0 +1,106 @@
+"""ImageNet-C generated on the fly from a clean ImageNet-style folder (and the dispatch to rendered or hub sets)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..corruptions import SEVERITIES, get_corruption, sample_seed
+from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
+from .base import (
+    CLEAN,
+    Cell,
+    EvalDataset,
+    GridDatasetMixin,
+    ImageCellDataset,
+    demo_data_root,
+    expand_corruptions,
+    grid_cells,
+)
+from .registry import register_dataset
+
+
+class CorruptedImageFolder(ImageCellDataset):
+    """One cell: clean images decoded, preprocessed, then corrupted with a per-sample seed."""
+
+    def __init__(self, records: Sequence[ImageRecord], cell: Cell, *, seed: int, preprocess: Preprocess) -> None:
+        super().__init__(records)
+        self.cell = cell
+        self.seed = seed
+        self.preprocess = preprocess
+        self.corruption = None if cell.corruption == CLEAN else get_corruption(cell.corruption)
+
+    def pixels(self, record: ImageRecord) -> np.ndarray:
+        """The corrupted ``H x W x 3`` uint8 pixels of ``record`` (raises OSError if unreadable)."""
+        image = self.preprocess(load_rgb(record.path))
+        if self.corruption is None:
+            return image
+        seed = sample_seed(record.image_id, self.cell.corruption, self.cell.severity, self.seed)
+        return self.corruption(image, self.cell.severity, seed)
+
+
+@dataclass
+class ImageNetC(GridDatasetMixin):
+    """ImageNet-C generated on the fly from a clean ImageNet-style folder (default: the demo images)."""
+
+    records: list[ImageRecord]
+    corruptions: list[str]
+    severities: list[int]
+    seed: int
+    preprocess: Preprocess
+    data_root: Path
+    name: str = "imagenet-c"
+
+    @property
+    def n_images(self) -> int:
+        return len(self.records)
+
+    def cells(self) -> list[Cell]:
+        return grid_cells(self.corruptions, self.severities)
+
+    def cell_dataset(self, cell: Cell) -> CorruptedImageFolder:
+        return CorruptedImageFolder(self.records, cell, seed=self.seed, preprocess=self.preprocess)
+
+    def provenance(self) -> dict[str, Any]:
+        """Settings that determine the pixels, recorded with every result row."""
+        return {
+            "data_root": str(self.data_root),
+            "n_images": self.n_images,
+            "seed": self.seed,
+            "resize": self.preprocess.resize,
+            "crop": self.preprocess.crop,
+        }
+
+
+@register_dataset("imagenet-c")
+def imagenet_c(
+    data_root: str | os.PathLike | None = None,
+    corruptions: str | Sequence[str] = "clean,benchmark",
+    severities: Sequence[int] = SEVERITIES,
+    seed: int = 0,
+    preprocess: Preprocess | None = None,
+    limit: int | None = None,
+) -> EvalDataset:
+    """ImageNet-C (15 benchmark + 4 extra corruptions, severities 1..5, and clean).
+
+    ``data_root`` is read as a pre-rendered set when it holds ``<corruption>/<severity>/`` folders
+    (see :mod:`.imagenet_c_disk`), through ``datasets`` when it is ``hf://...`` or a folder of saved ``datasets``
+    (see :mod:`.imagenet_c_hub`); otherwise the corruptions are generated on the fly from its clean images.
+    """
+    names = expand_corruptions(corruptions)
+    if data_root is not None:
+        from .hub import is_hub_source, open_hub
+        from .rendered import looks_rendered, open_rendered
+
+        if is_hub_source(data_root, names):
+            return open_hub(data_root, names, list(severities), preprocess=preprocess, limit=limit)
+        if looks_rendered(data_root):
+            return open_rendered(data_root, names, list(severities), preprocess=preprocess, limit=limit)
+    root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
+    records = evenly_spaced(scan_image_folder(root), limit)
+    return ImageNetC(records, names, list(severities), seed, preprocess or Preprocess(), root)
