@@ -7,6 +7,7 @@ as soon as it finishes, so an interrupted run resumes at the first unfinished ce
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -23,6 +24,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 
 from .corruptions import SEVERITIES
+from .corruptions.backends import resolve_backend
 from .datasets import Batch, Cell, EvalDataset, collate_samples, create_dataset
 from .device import resolve_device
 from .enhancers import ENHANCERS, Enhancer
@@ -66,6 +68,14 @@ class SuiteConfig:
     progress: bool = True
     #: write per-image records (``OUT/records/*.parquet``) for paired statistics
     records: bool = True
+    #: ``auto`` (torch on CUDA, reference elsewhere), ``reference`` or ``torch`` (see :mod:`.corruptions.backends`)
+    corruption_backend: str = "auto"
+    #: ``fp32`` (exact, the default), ``bf16`` or ``fp16`` autocast for enhancers and models
+    precision: str = "fp32"
+    #: channels-last memory format for the models' inputs and weights
+    channels_last: bool = False
+    #: ``torch.compile`` the enhancers and models
+    compile: bool = False
 
 
 @dataclass
@@ -154,6 +164,24 @@ def build_pairs(config: SuiteConfig, device: torch.device) -> list[Pair]:
     return pairs
 
 
+def speed_settings(pairs: list[Pair], config: SuiteConfig) -> list[Pair]:
+    """Apply ``--channels-last`` and ``--compile`` to each distinct model and enhancer of ``pairs`` once."""
+    if not (config.channels_last or config.compile):
+        return pairs
+    done: dict[int, Any] = {}
+
+    def convert(module: torch.nn.Module) -> Any:
+        if id(module) not in done:
+            if config.channels_last:
+                module = module.to(memory_format=torch.channels_last)
+            done[id(module)] = torch.compile(module) if config.compile else module
+        return done[id(module)]
+
+    for pair in pairs:
+        pair.model, pair.enhancer = convert(pair.model), convert(pair.enhancer)
+    return pairs
+
+
 class CellCounter:
     """Running top-1/top-5 counts, compute time and (optionally) per-image predictions of one pair on one cell."""
 
@@ -189,9 +217,34 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ComputeSettings:
+    """How batches are computed: the cell's on-device corruption, autocast precision and memory format."""
+
+    device_corruption: Callable[[torch.Tensor, Sequence[str]], torch.Tensor] | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def prepare(self, images: torch.Tensor, image_ids: Sequence[str]) -> torch.Tensor:
+        """uint8 batch on the device -> (corrupted) float batch in [0, 1]."""
+        if self.device_corruption is not None:
+            images = self.device_corruption(images, image_ids)
+        images = images.float().div_(255.0)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def autocast(self, device: torch.device):
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 def evaluate_cell(
     loader: Iterable[Batch], pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None,
-    logit_mask: torch.Tensor | None = None, keep_records: bool = False,
+    logit_mask: torch.Tensor | None = None, keep_records: bool = False, compute: ComputeSettings = ComputeSettings(),
 ) -> tuple[dict[int, CellCounter], float, list[str]]:
     """Evaluate ``pairs`` on the batches of one cell; returns counters, data seconds and load errors.
 
@@ -208,16 +261,17 @@ def evaluate_cell(
         data_seconds += time.perf_counter() - tick
         errors.extend(batch.errors)
         if batch.targets.numel():
-            images = batch.images.to(device, non_blocking=True).float().div_(255.0)
+            with torch.inference_mode():
+                images = compute.prepare(batch.images.to(device, non_blocking=True), batch.image_ids)
             targets = batch.targets.to(device, non_blocking=True)
             enhanced: dict[int, torch.Tensor] = {}
             for pair in pairs:
                 start = time.perf_counter()
-                with torch.inference_mode():
+                with torch.inference_mode(), compute.autocast(device):
                     key = id(pair.enhancer)
                     if key not in enhanced:
                         enhanced[key] = pair.enhancer(images)
-                    logits = pair.model(enhanced[key])
+                    logits = pair.model(enhanced[key]).float()
                     if logit_mask is not None:
                         logits = logits.masked_fill(~logit_mask, float("-inf"))
                     counters[id(pair)].update(logits, targets, batch.image_ids)
@@ -269,16 +323,22 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     """Run the grid described by ``config`` and return the results table (also in ``OUT/results.csv``)."""
     from tqdm.auto import tqdm
 
+    device = resolve_device(config.device)
+    if config.precision not in PRECISIONS:
+        raise SuiteError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
+    backend = resolve_backend(config.corruption_backend, device)
     dataset = create_dataset(
         config.dataset, data_root=config.data_root, corruptions=config.corruptions, severities=config.severities,
         seed=config.seed, preprocess=Preprocess(config.resize, config.crop), limit=config.limit,
+        corruption_backend=backend,
     )
-    device = resolve_device(config.device)
-    pairs = build_pairs(config, device)
+    pairs = speed_settings(build_pairs(config, device), config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out)
-    provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default"}
+    provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default",
+                  "corruption_backend": backend, "precision": config.precision,
+                  "channels_last": config.channels_last, "compiled": config.compile}
     settings = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
     for pair in pairs:
         pair.config_hash = config_hash({**settings, "enhancer_weights": pair.enhancer_weights})
@@ -325,8 +385,10 @@ def _run_cell(batches: Iterable[Batch], n_images: int, cell: Cell, pairs: Sequen
     label = f"{cell.corruption}/{cell.severity}"
     with tqdm(total=n_images, desc=label, unit="img", leave=False, disable=not context.config.progress,
               position=1) as bar:
+        compute = ComputeSettings(context.dataset.device_corruption(cell), context.config.precision,
+                                  context.config.channels_last)
         counters, data_seconds, errors = evaluate_cell(batches, pairs, context.device, bar.update,
-                                                       context.logit_mask, context.config.records)
+                                                       context.logit_mask, context.config.records, compute)
     log_path, provenance, metadata = context.log_path, context.provenance, context.metadata
     if errors:
         log.warning("%s: skipped %d unreadable image(s), listed in %s", label, len(errors), log_path)

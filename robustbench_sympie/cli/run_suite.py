@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory for results.csv and summary.md; rerunning the same command resumes "
                    "there (default: runs/<dataset>-<data folder name or 'demo'>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--corruption-backend", choices=("auto", "reference", "torch"), default="auto",
+                   help="where on-the-fly corruptions are computed: 'reference' (the published imagecorruptions "
+                   "code, per image in the workers), 'torch' (batched on the evaluation device), 'auto' (torch on "
+                   "CUDA, reference elsewhere); recorded in every row and in the configuration hash")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast precision of enhancers and models (fp32 is exact)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format (speed, GPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile enhancers and models (speed, GPU)")
     p.add_argument("--no-records", action="store_true",
                    help="do not write per-image records (OUT/records/*.parquet; needed for paired statistics)")
     return p
@@ -154,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
         resize=args.resize, crop=args.crop, batch_size=args.batch_size, workers=args.workers, device=args.device,
         out=out, model_weights=args.weights, enhancer_weights=args.enhancer_weights,
         allow_untrained=args.allow_untrained, progress=not args.no_progress, records=not args.no_records,
+        corruption_backend=args.corruption_backend, precision=args.precision, channels_last=args.channels_last,
+        compile=args.compile,
     )
     results = run_suite(config)
     this_run = results[results["model"].isin(config.models)]

@@ -10,7 +10,7 @@ quality flag), which classes their labels can take (``logit_mask``) and what pro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -78,6 +78,9 @@ class EvalDataset(Protocol):
     def logit_mask(self) -> torch.Tensor | None:
         """Bool mask of the classes the labels can take (logits outside get -inf), or None for all."""
 
+    def device_corruption(self, cell: Cell) -> Callable[[torch.Tensor, Sequence[str]], torch.Tensor] | None:
+        """What the runner applies to a cell's uint8 batches on the device (torch backend), or None."""
+
 
 class GridDatasetMixin:
     """Defaults of the optional parts of :class:`EvalDataset` for plain corruption grids."""
@@ -86,6 +89,9 @@ class GridDatasetMixin:
         return {}
 
     def logit_mask(self) -> torch.Tensor | None:
+        return None
+
+    def device_corruption(self, cell: Cell) -> Callable[[torch.Tensor, Sequence[str]], torch.Tensor] | None:
         return None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..corruptions import SEVERITIES
 from ..corruptions.colour_warps import COLOUR_WARPS
 from ..imageio import Preprocess
-from .base import CLEAN, expand_corruptions
+from .base import CLEAN, EvalDataset, expand_corruptions
 from .imagenet_c import imagenet_c
 from .registry import register_dataset
 
@@ -45,8 +45,10 @@ def colour_warps(
     seed: int = 0,
     preprocess: Preprocess | None = None,
     limit: int | None = None,
-):
+    corruption_backend: str = "reference",
+) -> EvalDataset:
     """SyMPIE's four colour warps at severities 1..5 (plus clean), on the fly or from a rendered root."""
-    dataset = imagenet_c(data_root, warp_corruptions(corruptions), severities, seed, preprocess, limit)
+    dataset = imagenet_c(data_root, warp_corruptions(corruptions), severities, seed, preprocess, limit,
+                         corruption_backend)
     dataset.name = NAME
     return dataset

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..corruptions import SEVERITIES, get_corruption, sample_seed
+from ..corruptions.backends import DeviceCorruption, check_backend_has
+from ..errors import SuiteError
 from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
 from .base import (
     CLEAN,
@@ -55,6 +57,9 @@ class ImageNetC(GridDatasetMixin):
     preprocess: Preprocess
     data_root: Path
     name: str = "imagenet-c"
+    #: ``reference``: corrupted in the workers by the published code; ``torch``: workers decode clean images and
+    #: the runner corrupts the batches on the device (:meth:`device_corruption`)
+    corruption_backend: str = "reference"
 
     @property
     def n_images(self) -> int:
@@ -64,7 +69,14 @@ class ImageNetC(GridDatasetMixin):
         return grid_cells(self.corruptions, self.severities)
 
     def cell_dataset(self, cell: Cell) -> CorruptedImageFolder:
-        return CorruptedImageFolder(self.records, cell, seed=self.seed, preprocess=self.preprocess)
+        on_device = self.corruption_backend != "reference"
+        return CorruptedImageFolder(self.records, Cell(CLEAN, 0) if on_device else cell, seed=self.seed,
+                                    preprocess=self.preprocess)
+
+    def device_corruption(self, cell: Cell) -> DeviceCorruption | None:
+        if self.corruption_backend == "reference" or cell.corruption == CLEAN:
+            return None
+        return DeviceCorruption(cell.corruption, cell.severity, self.seed)
 
     def provenance(self) -> dict[str, Any]:
         """Settings that determine the pixels, recorded with every result row."""
@@ -74,6 +86,7 @@ class ImageNetC(GridDatasetMixin):
             "seed": self.seed,
             "resize": self.preprocess.resize,
             "crop": self.preprocess.crop,
+            "corruption_backend": self.corruption_backend,
         }
 
 
@@ -85,12 +98,14 @@ def imagenet_c(
     seed: int = 0,
     preprocess: Preprocess | None = None,
     limit: int | None = None,
+    corruption_backend: str = "reference",
 ) -> EvalDataset:
     """ImageNet-C (15 benchmark + 4 extra corruptions, severities 1..5, and clean).
 
     ``data_root`` is read as a pre-rendered set when it holds ``<corruption>/<severity>/`` folders
     (see :mod:`.imagenet_c_disk`), through ``datasets`` when it is ``hf://...`` or a folder of saved ``datasets``
-    (see :mod:`.imagenet_c_hub`); otherwise the corruptions are generated on the fly from its clean images.
+    (see :mod:`.imagenet_c_hub`); otherwise the corruptions are generated on the fly from its clean images, by
+    ``corruption_backend`` (see :mod:`..corruptions.backends`).
     """
     names = expand_corruptions(corruptions)
     if data_root is not None:
@@ -98,9 +113,27 @@ def imagenet_c(
         from .rendered import looks_rendered, open_rendered
 
         if is_hub_source(data_root, names):
+            require_reference(corruption_backend, "a hub copy of ImageNet-C")
             return open_hub(data_root, names, list(severities), preprocess=preprocess, limit=limit)
         if looks_rendered(data_root):
+            require_reference(corruption_backend, f"the pre-rendered set {data_root}")
             return open_rendered(data_root, names, list(severities), preprocess=preprocess, limit=limit)
+    return on_the_fly(data_root, names, severities, seed, preprocess, limit, corruption_backend)
+
+
+def require_reference(corruption_backend: str, what: str) -> None:
+    """Pre-rendered pixels carry their corruptions: only the ``reference`` (no-op) backend applies to them."""
+    if corruption_backend != "reference":
+        raise SuiteError(f"--corruption-backend {corruption_backend}: {what} is read as stored (its corruptions "
+                         "are already rendered); the backend applies only to corruptions generated on the fly")
+
+
+def on_the_fly(data_root: str | os.PathLike | None, names: Sequence[str], severities: Sequence[int], seed: int,
+               preprocess: Preprocess | None, limit: int | None, corruption_backend: str = "reference",
+               name: str = "imagenet-c") -> ImageNetC:
+    """A grid of ``names`` x ``severities`` generated on the fly from the clean images of ``data_root``."""
+    check_backend_has(corruption_backend, names)
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
     records = evenly_spaced(scan_image_folder(root), limit)
-    return ImageNetC(records, names, list(severities), seed, preprocess or Preprocess(), root)
+    return ImageNetC(records, list(names), list(severities), seed, preprocess or Preprocess(), root, name,
+                     corruption_backend)

@@ -19,9 +19,9 @@ from pathlib import Path
 from ..corruptions import SEVERITIES
 from ..corruptions.imagenet_c_bar import CBAR_CORRUPTIONS, PARAMETERS
 from ..errors import DataError
-from ..imageio import Preprocess, evenly_spaced, scan_image_folder
+from ..imageio import Preprocess
 from .base import CLEAN
-from .imagenet_c import ImageNetC
+from .imagenet_c import ImageNetC, on_the_fly, require_reference
 from .registry import register_dataset
 from .render import MANIFEST
 from .rendered import RenderedDataset, is_rendered_root, open_rendered
@@ -59,6 +59,7 @@ def imagenet_c_bar(
     seed: int = 0,
     preprocess: Preprocess | None = None,
     limit: int | None = None,
+    corruption_backend: str = "reference",
 ) -> RenderedDataset | ImageNetC:
     """ImageNet-C-Bar read from a rendered copy (parameter-named or 1..5 folders), else generated from clean images.
 
@@ -74,7 +75,7 @@ def imagenet_c_bar(
         root = root / RENDERED_FOLDER
     names = select(corruptions)
     if is_cbar_rendered(root):
+        require_reference(corruption_backend, f"the rendered ImageNet-C-Bar set {root}")
         return open_rendered(root, names, list(severities), preprocess=preprocess, limit=limit,
                              name=NAME, parameters=PARAMETERS)
-    records = evenly_spaced(scan_image_folder(root), limit)
-    return ImageNetC(records, names, list(severities), seed, preprocess or Preprocess(), root, name=NAME)
+    return on_the_fly(root, names, severities, seed, preprocess, limit, corruption_backend, name=NAME)

@@ -39,8 +39,8 @@ import numpy as np
 
 from ..corruptions import SEVERITIES, derive_seed, get_corruption, sample_seed
 from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
-from .base import CLEAN, Cell, GridDatasetMixin, ImageCellDataset, demo_data_root, expand_corruptions
-from .imagenet_c import CorruptedImageFolder
+from .base import CLEAN, Cell, EvalDataset, GridDatasetMixin, ImageCellDataset, demo_data_root, expand_corruptions
+from .imagenet_c import CorruptedImageFolder, require_reference
 from .registry import register_dataset
 from .render import Target, output_stem
 
@@ -211,13 +211,19 @@ def imagenet_c_mixed(
     preprocess: Preprocess | None = None,
     limit: int | None = None,
     max_corruptions: int = DEFAULT_MAX_CORRUPTIONS,
-):
-    """ImageNet-C-Mixed on the fly from clean images, or read from a rendered ``mixed_<k>/`` root."""
+    corruption_backend: str = "reference",
+) -> EvalDataset:
+    """ImageNet-C-Mixed on the fly from clean images, or read from a rendered ``mixed_<k>/`` root.
+
+    Chains are applied by the reference code in the workers (each image has its own chain of corruptions); the
+    torch backend is refused with a clear error.
+    """
     from ..errors import DataError
     from .rendered import RenderedDataset, looks_rendered
 
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
     include_clean, pool = split_pool(corruptions)
+    require_reference(corruption_backend, "ImageNet-C-Mixed (a chain of corruptions per image)")
     folders = rendered_mixed_folders(root)
     if folders:  # a rendered set carries its own pool, severities and chains (see its manifest)
         if not include_clean:

@@ -39,6 +39,7 @@ from ..corruptions import SEVERITIES
 from ..errors import DataError
 from ..imageio import Preprocess, evenly_spaced, load_rgb
 from .base import Cell, ImageCellDataset, collate_samples
+from .imagenet_c import require_reference
 from .registry import register_dataset
 
 log = logging.getLogger(__name__)
@@ -255,8 +256,10 @@ def vizwiz(
     seed: int = 0,
     preprocess: Preprocess | None = None,
     limit: int | None = None,
+    corruption_backend: str = "reference",
 ) -> VizWiz:
     """VizWiz-Classification from local files, all cells unless ``corruptions`` names ``all``/``flag_<FLAG>``."""
+    require_reference(corruption_backend, "VizWiz (real photographs, no synthetic corruption)")
     if data_root is None:
         raise DataError(f"{NAME} needs --data-root: the folder holding VizWiz-Classification's annotations.json "
                         "and images/ (downloads at vizwiz.org, Image Classification)")
