@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import DataError
+from .locking import folder_lock, publish_temp_file
 
 #: the leading columns, in this order; provenance columns follow
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -53,6 +54,7 @@ def write_results_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:
             frame[ordered].to_csv(handle, index=False)
             handle.flush()
             os.fsync(handle.fileno())
+        publish_temp_file(tmp)  # mkstemp creates 0600; keep the user's umask like every other output
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -85,7 +87,36 @@ class ResultsStore:
         return True
 
     def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Add rows and rewrite the file atomically."""
+        """Add rows and rewrite the file atomically.
+
+        Under an exclusive lock on the output folder the file is re-read from disk and the new rows are
+        added to what is there, so concurrent runs writing the same folder never drop each other's rows.
+        """
         new = pd.DataFrame(list(rows))
-        self.frame = new if self.frame.empty else pd.concat([self.frame, new], ignore_index=True)
-        write_results_atomic(self.frame, self.path)
+        with folder_lock(self.path.parent):
+            on_disk = read_results(self.path) if self.path.exists() else pd.DataFrame(columns=list(RESULT_COLUMNS))
+            new = self._not_on_disk(new, on_disk)
+            merged = new if on_disk.empty else on_disk if new.empty else pd.concat([on_disk, new], ignore_index=True)
+            write_results_atomic(merged, self.path)
+        self.frame = merged
+
+    def _not_on_disk(self, new: pd.DataFrame, on_disk: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``new`` whose cells another process has not written meanwhile (same settings: kept once)."""
+        if on_disk.empty or new.empty:
+            return new
+        columns = [c for c in KEY_COLUMNS if c in on_disk.columns]
+        disk_keys = on_disk[columns].astype(str).apply(tuple, axis=1)
+        disk_hash = dict(zip(disk_keys, on_disk.get("config_hash", pd.Series("", index=on_disk.index)).astype(str),
+                             strict=True))
+        keep = []
+        for index, row in new.iterrows():
+            key = tuple(str(row[c]) for c in columns)
+            if key not in disk_hash:
+                keep.append(index)
+            elif disk_hash[key] != str(row.get("config_hash", "")):
+                raise DataError(
+                    f"{self.path}: another run wrote cell {dict(zip(columns, key, strict=True))} with other settings "
+                    f"(config {disk_hash[key]} vs {row.get('config_hash')}) while this run computed it; "
+                    "use separate --out directories for runs with different settings"
+                )
+        return new.loc[keep]

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 import torch
 
 from ..errors import DataError, WeightsNotFoundError
+from ..locking import publish_temp_file
 
 if TYPE_CHECKING:
     from .sympie import SympieNEM
@@ -172,6 +173,7 @@ def _atomic_output(path: Path) -> Iterator[IO[bytes]]:
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
+        publish_temp_file(tmp)  # mkstemp creates 0600: give the file the user's umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

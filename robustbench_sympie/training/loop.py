@@ -39,6 +39,7 @@ from torch.nn import functional as F
 from ..data.clean_folder import ImageRecord, Preprocess, evenly_spaced, scan_image_folder
 from ..data.datasets import expand_corruptions
 from ..errors import SuiteError
+from ..locking import publish_temp_file
 from .data import (
     HELD_OUT_SEVERITIES,
     TRAIN_SEVERITIES,
@@ -447,6 +448,7 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
+        publish_temp_file(tmp)  # mkstemp creates 0600: give the file the user's umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

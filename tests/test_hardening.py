@@ -1,0 +1,71 @@
+"""Hardening: no silent data loss, clean one-line errors, no silently wrong inputs (one test per issue item)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from robustbench_sympie.cli.run_suite import main as run_suite_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(module: str, *args: str, cwd: Path | None = None, **kwargs) -> list[str]:
+    return [sys.executable, "-m", f"robustbench_sympie.cli.{module}", *args]
+
+
+def _env() -> dict[str, str]:
+    """Subprocesses import this checkout's package, wherever they run."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+def _one_clean_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("INFO", "WARNING"))]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. concurrent writers of one --out keep every run's rows
+# ---------------------------------------------------------------------------------------------------------------
+def test_two_concurrent_runs_on_one_out_keep_both_runs_rows(tmp_path: Path):
+    out = tmp_path / "out"
+    common = ["--enhancer", "identity", "--limit", "4", "--batch-size", "4", "--workers", "0", "--severities", "1",
+              "--no-progress", "--out", str(out)]
+    procs = [subprocess.Popen(_cli("run_suite", "--corruptions", corruption, *common), env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for corruption in ("clean", "gaussian_noise")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    frame = pd.read_csv(out / "results.csv")
+    assert sorted(frame["corruption"]) == ["clean", "gaussian_noise"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. atomic writes keep the user's umask
+# ---------------------------------------------------------------------------------------------------------------
+def test_atomic_writers_respect_the_umask(tmp_path: Path):
+    from robustbench_sympie.enhancers.sympie_weights import _atomic_output
+    from robustbench_sympie.results import RESULT_COLUMNS, write_results_atomic
+    from robustbench_sympie.training.loop import _atomic_torch_save
+
+    old = os.umask(0o022)
+    try:
+        write_results_atomic(pd.DataFrame(columns=list(RESULT_COLUMNS)), tmp_path / "results.csv")
+        with _atomic_output(tmp_path / "weights.bin") as handle:
+            handle.write(b"x")
+        _atomic_torch_save({"a": torch.zeros(1)}, tmp_path / "last.pt")
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    for name in ("results.csv", "weights.bin", "last.pt", "plain.txt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
