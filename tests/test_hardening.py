@@ -69,3 +69,41 @@ def test_atomic_writers_respect_the_umask(tmp_path: Path):
         os.umask(old)
     for name in ("results.csv", "weights.bin", "last.pt", "plain.txt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. publish_leaderboard never overwrites files it did not write
+# ---------------------------------------------------------------------------------------------------------------
+def test_publish_leaderboard_leaves_folders_it_did_not_write_alone(tmp_path: Path, monkeypatch, capsys):
+    from test_publish import small_results
+
+    from robustbench_sympie.cli.publish_leaderboard import MARKER
+    from robustbench_sympie.cli.publish_leaderboard import main as publish_main
+
+    results = tmp_path / "results.csv"
+    small_results().to_csv(results, index=False)
+    repo = tmp_path / "repo"
+    (repo / "leaderboards").mkdir(parents=True)
+    tracked = repo / "leaderboards" / "README.md"
+    tracked.write_text("hand-written index\n")
+    monkeypatch.chdir(repo)
+
+    assert publish_main([str(results)]) == 0  # the default --out is a folder of its own
+    assert tracked.read_text() == "hand-written index\n"
+    produced = [p for p in repo.iterdir() if p.name != "leaderboards"]
+    assert len(produced) == 1 and (produced[0] / MARKER).is_file() and (produced[0] / "accuracy.md").is_file()
+    assert publish_main([str(results)]) == 0  # its own folder: rewritten
+    capsys.readouterr()
+
+    # a non-empty folder without the marker: refused, one line, nothing touched; --force writes
+    assert publish_main([str(results), "--out", "leaderboards"]) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert "leaderboards" in line and "--force" in line
+    assert sorted(p.name for p in (repo / "leaderboards").iterdir()) == ["README.md"]
+    # a marked folder: only the files the marker lists are replaced
+    (repo / "leaderboards" / MARKER).write_text("accuracy.md\n")
+    assert publish_main([str(results), "--out", "leaderboards"]) == 2
+    assert "README.md" in _one_clean_line(capsys.readouterr().err)
+    assert tracked.read_text() == "hand-written index\n"
+    assert publish_main([str(results), "--out", "leaderboards", "--force"]) == 0
+    assert tracked.read_text().startswith("# Leaderboard")
