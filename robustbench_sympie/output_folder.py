@@ -76,3 +76,17 @@ def install_staged(staging: Path, out: Path, *, marker_name: str, tool: str, for
         written.append(target)
     marker.write_text("".join(f"{line}\n" for line in sorted(owned | set(files))), encoding="utf-8")
     return written
+
+
+def check_writable_folder(out: str | os.PathLike, flag: str = "--out") -> Path:
+    """Create ``out`` if needed and check that files can be written in it (one clear error otherwise)."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
+        raise OutputFolderError(f"{flag} {out}: expected a writable folder, but: {reason}{where}") from None
+    return out

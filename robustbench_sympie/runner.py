@@ -233,6 +233,9 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     """Run the grid described by ``config`` and return the results table (also in ``OUT/results.csv``)."""
     from tqdm.auto import tqdm
 
+    from .output_folder import check_writable_folder
+
+    check_writable_folder(config.out)  # before any image is scanned or model loaded
     dataset = create_dataset(
         config.dataset, data_root=config.data_root, corruptions=config.corruptions, severities=config.severities,
         seed=config.seed, preprocess=Preprocess(config.resize, config.crop), limit=config.limit,

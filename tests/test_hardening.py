@@ -107,3 +107,21 @@ def test_publish_leaderboard_leaves_folders_it_did_not_write_alone(tmp_path: Pat
     assert tracked.read_text() == "hand-written index\n"
     assert publish_main([str(results), "--out", "leaderboards", "--force"]) == 0
     assert tracked.read_text().startswith("# Leaderboard")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. an unwritable --out is one clear line, before any model loads
+# ---------------------------------------------------------------------------------------------------------------
+def test_unwritable_out_is_reported_before_models_load(tmp_path: Path, monkeypatch, capsys):
+    import robustbench_sympie.runner as runner
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before --out was checked")
+
+    monkeypatch.setattr(runner, "create_model", no_model)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for out in (str(a_file / "sub"), "/proc/x"):
+        assert run_suite_main(["--out", out, "--no-progress", "--workers", "0"]) == 2
+        line = _one_clean_line(capsys.readouterr().err)
+        assert out in line and "writable folder" in line
