@@ -125,3 +125,17 @@ def test_unwritable_out_is_reported_before_models_load(tmp_path: Path, monkeypat
         assert run_suite_main(["--out", out, "--no-progress", "--workers", "0"]) == 2
         line = _one_clean_line(capsys.readouterr().err)
         assert out in line and "writable folder" in line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. --weights FILE with the wrong keys lists them
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["efficientnet_lite0", "resnet18"])
+def test_model_weights_with_wrong_keys_list_them(model: str, tmp_path: Path, capsys):
+    bad = tmp_path / "bad.pth"
+    torch.save({"foo.weight": torch.zeros(2)}, bad)
+    argv = ["--model", model, "--weights", str(bad), "--enhancer", "identity", "--corruptions", "clean",
+            "--limit", "2", "--workers", "0", "--no-progress", "--out", str(tmp_path / "out")]
+    assert run_suite_main(argv) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert str(bad) in line and "missing keys" in line and "unexpected keys (foo.weight)" in line and model in line
