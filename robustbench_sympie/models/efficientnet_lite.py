@@ -66,6 +66,17 @@ def build_efficientnet_lite(name: str, weights: str | os.PathLike | None = None)
     return Classifier(net, name=name, mean=LITE_MEAN, std=LITE_STD, weights=str(path.name))
 
 
+#: variants whose weights come from an optional extra: name -> extra (used when the extra is not installed)
+EXTRAS: dict[str, str] = {"efficientnet_lite1": "lite12", "efficientnet_lite2": "lite12"}
+
+
+def missing_extra(name: str) -> str | None:
+    """The extra to install for model ``name`` when it is a known variant whose weights package is missing."""
+    if name in EXTRAS and importlib.util.find_spec(VARIANTS[name][1]) is None:
+        return EXTRAS[name]
+    return None
+
+
 for _name in VARIANTS:
     if importlib.util.find_spec(VARIANTS[_name][1]) is not None or _name == "efficientnet_lite0":
         MODELS.add(_name, functools.partial(build_efficientnet_lite, _name), source=__name__)

