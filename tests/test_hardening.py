@@ -17,7 +17,7 @@ from robustbench_sympie.cli.run_suite import main as run_suite_main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _cli(module: str, *args: str, cwd: Path | None = None, **kwargs) -> list[str]:
+def _cli(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", f"robustbench_sympie.cli.{module}", *args]
 
 
@@ -204,3 +204,26 @@ def test_model_of_a_missing_extra_names_the_extra(tmp_path: Path, capsys):
     assert run_suite_main(argv) == 2
     line = _one_clean_line(capsys.readouterr().err)
     assert "efficientnet_lite1" in line and "pip install 'robustbench-sympie[lite12]'" in line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 8. a closed stdout (``| head -1``) ends every CLI quietly
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ["run_suite", "--list"],
+    ["check_regression", str(REPO / "leaderboards/golden/golden_efficientnet_lite0.csv"),
+     "--baseline", str(REPO / "leaderboards/golden/golden_efficientnet_lite0.csv")],
+])
+def test_closed_stdout_exits_quietly(argv: list[str]):
+    proc = subprocess.Popen(_cli(*argv), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""
+
+
+def test_every_cli_main_is_guarded_against_broken_pipes():
+    import importlib
+
+    for name in ("run_suite", "publish_leaderboard", "check_regression", "build_dataset", "train_sympie"):
+        main = importlib.import_module(f"robustbench_sympie.cli.{name}").main
+        assert getattr(main, "__wrapped__", None) is not None, name

@@ -10,6 +10,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from .quiet_pipe import quiet_broken_pipe
+
 #: default output folder: a folder of its own, never the repository's tracked leaderboards/
 DEFAULT_OUT = "published_leaderboard"
 #: the file publish_leaderboard keeps in the folders it writes, listing the files it wrote
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@quiet_broken_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

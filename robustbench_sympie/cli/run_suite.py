@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .quiet_pipe import quiet_broken_pipe
+
 #: what runs when no data argument is given: the embedded demo images, a handful of corruptions
 DEMO_CORRUPTIONS = "clean,gaussian_noise,defocus_blur,fog,contrast,jpeg_compression"
 DEMO_SEVERITIES = "3"
@@ -137,6 +139,7 @@ def default_enhancers(models: Sequence[str]) -> list[str]:
     return ["identity", "sympie"] if usable else ["identity"]
 
 
+@quiet_broken_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from robustbench_sympie.errors import SuiteError
