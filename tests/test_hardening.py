@@ -227,3 +227,47 @@ def test_every_cli_main_is_guarded_against_broken_pipes():
     for name in ("run_suite", "publish_leaderboard", "check_regression", "build_dataset", "train_sympie"):
         main = importlib.import_module(f"robustbench_sympie.cli.{name}").main
         assert getattr(main, "__wrapped__", None) is not None, name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 10. a file the safe loader refuses: not a plain state dict, and how to convert a trusted one
+# ---------------------------------------------------------------------------------------------------------------
+class PickledObject:
+    """Anything but tensors: torch's safe loader (weights_only=True) refuses to unpickle it."""
+
+
+@pytest.fixture
+def pickled_file(tmp_path: Path) -> Path:
+    path = tmp_path / "pickled.pth"
+    torch.save({"conv.weight": torch.zeros(1), "extra": PickledObject()}, path)
+    return path
+
+
+def _check_not_plain(text: str, path: Path) -> None:
+    assert str(path) in text
+    assert "plain state dict" in text and "weights_only=False" in text and "torch.save(" in text
+    assert "Re-running" not in text and "add_safe_globals" not in text  # torch's advice is not echoed
+
+
+@pytest.mark.parametrize("flag", ["--weights", "--enhancer-weights"])
+def test_pickled_weights_file_is_one_line_without_torch_advice(flag: str, pickled_file: Path, tmp_path: Path,
+                                                               capsys):
+    argv = ["--enhancer", "sympie" if flag == "--enhancer-weights" else "identity", flag, str(pickled_file),
+            "--corruptions", "clean", "--limit", "2", "--workers", "0", "--no-progress", "--out", str(tmp_path / "o")]
+    assert run_suite_main(argv) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    _check_not_plain(line, pickled_file)
+
+
+def test_every_weights_loader_refuses_pickles_the_same_way(pickled_file: Path):
+    from robustbench_sympie.training.loop import TrainingConfigError, load_checkpoint
+
+    with pytest.raises(TrainingConfigError) as info:
+        load_checkpoint(pickled_file, {})
+    _check_not_plain(str(info.value), pickled_file)
+    pytest.importorskip("cv2")
+    from baselines.learned import DnCNN, WeightsError
+
+    with pytest.raises(WeightsError) as info:
+        DnCNN(weights=str(pickled_file))
+    _check_not_plain(str(info.value), pickled_file)

@@ -38,8 +38,9 @@ from torch.nn import functional as F
 
 from ..data.clean_folder import ImageRecord, Preprocess, evenly_spaced, scan_image_folder
 from ..data.datasets import expand_corruptions
-from ..errors import SuiteError
+from ..errors import DataError, SuiteError
 from ..locking import publish_temp_file
+from ..safe_load import safe_torch_load
 from .data import (
     HELD_OUT_SEVERITIES,
     TRAIN_SEVERITIES,
@@ -491,7 +492,9 @@ def load_checkpoint(path: Path, run_info: dict[str, Any]) -> dict[str, Any]:
     if not path.is_file():
         raise TrainingConfigError(f"--resume: no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = safe_torch_load(path, what="a train_sympie checkpoint")
+    except DataError as exc:
+        raise TrainingConfigError(f"--resume: {exc}") from None
     except Exception as exc:
         raise TrainingConfigError(f"--resume: cannot read {path}: {type(exc).__name__}: {exc}") from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
