@@ -271,3 +271,16 @@ def test_every_weights_loader_refuses_pickles_the_same_way(pickled_file: Path):
     with pytest.raises(WeightsError) as info:
         DnCNN(weights=str(pickled_file))
     _check_not_plain(str(info.value), pickled_file)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 11. an empty list is an error, never the default
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flag", ["--corruptions", "--enhancer", "--model"])
+@pytest.mark.parametrize("value", ["", " , "])
+def test_empty_name_lists_are_errors(flag: str, value: str, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_suite_main([flag, value, "--list"])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert flag in last and "expected one or more comma-separated names" in last and repr(value) in last

@@ -37,7 +37,16 @@ def parse_severities(text: str) -> list[int]:
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:  # an empty list is never "the default"
+        raise argparse.ArgumentTypeError(f"expected one or more comma-separated names, got {text!r}")
+    return names
+
+
+def _names_text(text: str) -> str:
+    """A comma-separated list kept as text (groups are expanded later), checked to name something."""
+    _csv(text)
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -86,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="clean ImageNet-style folder (<wnid>_*.JPEG files or <wnid>/ subfolders); "
                    "default: the embedded demo images")
-    p.add_argument("--corruptions", default=None, metavar="NAMES",
+    p.add_argument("--corruptions", type=_names_text, default=None, metavar="NAMES",
                    help="comma-separated corruptions or groups (clean, benchmark, extra, noise, blur, weather, "
                    f"digital, ...); default: {DEMO_CORRUPTIONS!r} on the demo images, {FULL_CORRUPTIONS!r} with "
                    "--data-root")
