@@ -72,6 +72,8 @@ class Pair:
     model: Classifier
     enhancer_weights: str
     config_hash: str = ""
+    #: whether the enhancer's output was checked for NaN/Inf (on the first batch of the run)
+    output_checked: bool = False
 
 
 def resolve_device(device: str) -> torch.device:
@@ -160,6 +162,19 @@ def dataset_logit_mask(dataset: Any, device: torch.device) -> torch.Tensor | Non
     return None if mask is None else mask.to(device=device, dtype=torch.bool)
 
 
+def check_finite_output(output: torch.Tensor, pair: Pair) -> None:
+    """Stop the run when an enhancer returns NaN or Inf (broken weights would otherwise score 0 % silently)."""
+    finite = torch.isfinite(output)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise SuiteError(
+            f"enhancer {pair.enhancer_name!r} with weights {pair.enhancer_weights!r} returned {bad} NaN/Inf value(s) "
+            f"of {finite.numel()} on the first batch (model {pair.model_name!r}); expected finite images in [0, 1]: "
+            "check those weights"
+        )
+    pair.output_checked = True
+
+
 def evaluate_cell(
     loader: Iterable[Batch], pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None,
     logit_mask: torch.Tensor | None = None,
@@ -186,6 +201,8 @@ def evaluate_cell(
                     key = id(pair.enhancer)
                     if key not in enhanced:
                         enhanced[key] = pair.enhancer(images)
+                    if not pair.output_checked:
+                        check_finite_output(enhanced[key], pair)
                     logits = pair.model(enhanced[key])
                     if logit_mask is not None:
                         logits = logits.masked_fill(~logit_mask, float("-inf"))

@@ -284,3 +284,33 @@ def test_empty_name_lists_are_errors(flag: str, value: str, capsys):
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert flag in last and "expected one or more comma-separated names" in last and repr(value) in last
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 12. an enhancer that returns NaN/Inf stops the run with its name and weights
+# ---------------------------------------------------------------------------------------------------------------
+def test_enhancer_returning_nan_stops_the_run(few_images: Path, tmp_path: Path, capsys, monkeypatch):
+    from robustbench_sympie.enhancers import ENHANCERS, Enhancer, register_enhancer
+
+    ENHANCERS.names()  # load the built-ins and plugins, then register the stand-in on copies (undone after the test)
+    monkeypatch.setattr(ENHANCERS, "_factories", dict(ENHANCERS._factories))
+    monkeypatch.setattr(ENHANCERS, "_sources", dict(ENHANCERS._sources))
+
+    @register_enhancer("nan_test_enhancer", overwrite=True)
+    class NanEnhancer(Enhancer):
+        name = "nan_test_enhancer"
+
+        @property
+        def weights_description(self) -> str:
+            return "broken.safetensors"
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return images * float("nan")
+
+    out = tmp_path / "out"
+    argv = ["--enhancer", "identity,nan_test_enhancer", "--model", "tiny_test_model", "--data-root", str(few_images),
+            "--corruptions", "clean", "--workers", "0", "--batch-size", "4", "--no-progress", "--out", str(out)]
+    assert run_suite_main(argv) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert "'nan_test_enhancer'" in line and "broken.safetensors" in line and "NaN/Inf" in line
+    assert not (out / "results.csv").exists()  # no 0 % row was recorded
