@@ -314,3 +314,30 @@ def test_enhancer_returning_nan_stops_the_run(few_images: Path, tmp_path: Path, 
     line = _one_clean_line(capsys.readouterr().err)
     assert "'nan_test_enhancer'" in line and "broken.safetensors" in line and "NaN/Inf" in line
     assert not (out / "results.csv").exists()  # no 0 % row was recorded
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 13. an image without a wnid is skipped like an unreadable one
+# ---------------------------------------------------------------------------------------------------------------
+def test_image_without_wnid_is_skipped_and_logged(few_images: Path, tmp_path: Path):
+    import shutil
+
+    from robustbench_sympie.data.clean_folder import scan_image_folder
+    from robustbench_sympie.errors import DataError
+
+    shutil.copy(next(few_images.iterdir()), few_images / "holiday_photo.jpg")
+    assert len(scan_image_folder(few_images)) == 6  # skipped by every consumer
+    out = tmp_path / "out"
+    argv = ["--enhancer", "identity", "--model", "tiny_test_model", "--data-root", str(few_images),
+            "--corruptions", "clean,gaussian_noise", "--severities", "1", "--workers", "0", "--no-progress",
+            "--out", str(out)]
+    assert run_suite_main(argv) == 0
+    frame = pd.read_csv(out / "results.csv")
+    assert list(frame["n"]) == [6, 6] and list(frame["n_skipped"]) == [1, 1]
+    logged = (out / "skipped.log").read_text()
+    assert logged.count("holiday_photo.jpg") == 2 and "no ImageNet wnid" in logged
+    only_unlabelled = tmp_path / "only"
+    only_unlabelled.mkdir()
+    shutil.copy(few_images / "holiday_photo.jpg", only_unlabelled)
+    with pytest.raises(DataError, match="carry no ImageNet wnid"):  # nothing usable: an error
+        scan_image_folder(only_unlabelled)

@@ -18,7 +18,15 @@ import torch
 from torch.utils.data import Dataset
 
 from ..registry import Registry
-from .clean_folder import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
+from .clean_folder import (
+    NO_WNID,
+    UNLABELLED,
+    ImageRecord,
+    Preprocess,
+    evenly_spaced,
+    load_rgb,
+    scan_image_folder,
+)
 from .corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, get_corruption, sample_seed
 
 CLEAN = "clean"
@@ -116,6 +124,8 @@ class CorruptedImageFolder(Dataset):
 
     def __getitem__(self, position: int) -> Sample:
         record = self.records[position]
+        if record.label == UNLABELLED:  # skipped like an unreadable image
+            return Sample(torch.empty(0, dtype=torch.uint8), record.label, position, f"{record.path}: {NO_WNID}")
         try:
             pixels = self.pixels(position)
         except OSError as exc:
@@ -198,5 +208,5 @@ def imagenet_c(
         if looks_rendered(data_root):
             return open_rendered(data_root, names, list(severities), preprocess=preprocess, limit=limit)
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
-    records = evenly_spaced(scan_image_folder(root), limit)
+    records = evenly_spaced(scan_image_folder(root, keep_unlabelled=True), limit)
     return ImageNetC(records, names, list(severities), seed, preprocess or Preprocess(), root)
