@@ -24,6 +24,7 @@ import pandas as pd
 
 from .data.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
 from .errors import DataError
+from .image_set import label_image_sets
 from .reference_data import ALEXNET_CLEAN_ERROR, alexnet_errors
 from .results import KEY_COLUMNS, read_results
 
@@ -98,6 +99,7 @@ def deduplicate(frame: pd.DataFrame, on_conflict: str = "error") -> LoadedResult
     """Keep one row per cell; conflicting copies raise unless ``on_conflict`` is ``"first"`` or ``"last"``."""
     if on_conflict not in ON_CONFLICT:
         raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
+    frame = label_image_sets(frame)  # cells of different image sets are different cells, shown side by side
     duplicates = find_duplicates(frame)
     conflicts = duplicates[duplicates["conflict"]]
     if len(conflicts) and on_conflict == "error":

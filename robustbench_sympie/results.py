@@ -34,7 +34,7 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     """Read a results CSV, checking that the leading columns are there."""
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype={"config_hash": str, "git_commit": str})
+        frame = pd.read_csv(path, dtype={"config_hash": str, "git_commit": str, "image_set": str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is not a readable results CSV: {exc}") from None
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]

@@ -27,6 +27,7 @@ from .data.corruptions import SEVERITIES
 from .data.datasets import Batch, Cell, collate_samples, create_dataset
 from .enhancers import Enhancer, create_enhancer
 from .errors import SuiteError
+from .image_set import image_set_id
 from .models import Classifier, create_model
 from .provenance import config_hash, run_metadata
 from .results import ResultsStore
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 UNTRAINED_SUFFIX = "[untrained]"
 #: provenance that describes the request, not the settings a cell's numbers depend on (kept out of config_hash)
-UNHASHED_PROVENANCE = frozenset({"missing_cells"})
+UNHASHED_PROVENANCE = frozenset({"missing_cells", "image_set"})
 
 
 @dataclass
@@ -267,7 +268,8 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out)
-    provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default"}
+    provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default",
+                  "image_set": image_set_id(dataset)}
     settings = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
     for pair in pairs:
         pair.config_hash = config_hash({**settings, "enhancer_weights": pair.enhancer_weights})

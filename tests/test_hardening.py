@@ -341,3 +341,36 @@ def test_image_without_wnid_is_skipped_and_logged(few_images: Path, tmp_path: Pa
     shutil.copy(few_images / "holiday_photo.jpg", only_unlabelled)
     with pytest.raises(DataError, match="carry no ImageNet wnid"):  # nothing usable: an error
         scan_image_folder(only_unlabelled)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 14. cells of different image sets are different cells: side by side, never merged or a conflict
+# ---------------------------------------------------------------------------------------------------------------
+def test_results_on_different_image_folders_are_shown_side_by_side(few_images: Path, tmp_path: Path, capsys):
+    import shutil
+
+    from robustbench_sympie.cli.publish_leaderboard import main as publish_main
+
+    files = sorted(few_images.iterdir())
+    outputs = []
+    for name, part in (("a", files[:3]), ("b", files[3:])):
+        folder = tmp_path / name
+        folder.mkdir()
+        for path in part:
+            shutil.copy(path, folder / path.name)
+        out = tmp_path / f"out_{name}"
+        argv = ["--enhancer", "identity", "--model", "tiny_test_model", "--data-root", str(folder),
+                "--corruptions", "clean,gaussian_noise", "--severities", "1", "--workers", "0", "--no-progress",
+                "--out", str(out)]
+        assert run_suite_main(argv) == 0
+        outputs.append(out / "results.csv")
+    sets = [pd.read_csv(p, dtype={"image_set": str})["image_set"].unique().tolist() for p in outputs]
+    assert len(sets[0]) == len(sets[1]) == 1 and sets[0] != sets[1]
+    capsys.readouterr()
+    board = tmp_path / "board"
+    assert publish_main([*map(str, outputs), "--out", str(board)]) == 0, capsys.readouterr().err
+    cells = pd.read_csv(board / "cells.csv")
+    assert len(cells) == 4 and sorted(set(cells["dataset"])) == sorted(f"imagenet-c [images {s[0]}]" for s in sets)
+    # one image set per dataset: labels (and so published numbers) unchanged
+    assert publish_main([str(outputs[0]), "--out", str(tmp_path / "single")]) == 0
+    assert set(pd.read_csv(tmp_path / "single" / "cells.csv")["dataset"]) == {"imagenet-c"}
