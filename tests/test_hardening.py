@@ -374,3 +374,24 @@ def test_results_on_different_image_folders_are_shown_side_by_side(few_images: P
     # one image set per dataset: labels (and so published numbers) unchanged
     assert publish_main([str(outputs[0]), "--out", str(tmp_path / "single")]) == 0
     assert set(pd.read_csv(tmp_path / "single" / "cells.csv")["dataset"]) == {"imagenet-c"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 15. the CLI names its flag, the Python API its argument
+# ---------------------------------------------------------------------------------------------------------------
+def test_conflict_message_names_the_flag_in_the_cli_and_the_argument_in_python(tmp_path: Path, capsys):
+    from test_publish import small_results
+
+    from robustbench_sympie.aggregate import load_results
+    from robustbench_sympie.cli.publish_leaderboard import main as publish_main
+    from robustbench_sympie.errors import DataError
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    small_results().to_csv(first, index=False)
+    small_results().assign(n_correct_top1=1).to_csv(second, index=False)
+    assert publish_main([str(first), str(second), "--out", str(tmp_path / "board")]) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert "--on-duplicate first|last" in line and "on_conflict" not in line
+    with pytest.raises(DataError) as info:
+        load_results([first, second])
+    assert "on_conflict='first' or 'last'" in str(info.value) and "--on-duplicate" not in str(info.value)

@@ -85,7 +85,13 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
     from robustbench_sympie.aggregate import load_results
     from robustbench_sympie.publish import publish
 
-    loaded = load_results(args.results, on_conflict=args.on_duplicate)
+    from robustbench_sympie.aggregate import ConflictingCellsError
+    from robustbench_sympie.errors import DataError
+
+    try:
+        loaded = load_results(args.results, on_conflict=args.on_duplicate)
+    except ConflictingCellsError as exc:  # name the command-line flag, not the Python argument
+        raise DataError(f"{exc.what}; pass --on-duplicate first|last to choose which copy counts") from None
     if len(loaded.duplicates):
         conflicts = int(loaded.duplicates["conflict"].sum())
         print(f"publish_leaderboard: {loaded.n_dropped} duplicated cell row(s) merged "
