@@ -82,11 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _publish_results(args: argparse.Namespace, command: str) -> None:
-    from robustbench_sympie.aggregate import load_results
-    from robustbench_sympie.publish import publish
-
-    from robustbench_sympie.aggregate import ConflictingCellsError
+    from robustbench_sympie.aggregate import ConflictingCellsError, load_results
     from robustbench_sympie.errors import DataError
+    from robustbench_sympie.publish import publish
 
     try:
         loaded = load_results(args.results, on_conflict=args.on_duplicate)
