@@ -395,3 +395,31 @@ def test_conflict_message_names_the_flag_in_the_cli_and_the_argument_in_python(t
     with pytest.raises(DataError) as info:
         load_results([first, second])
     assert "on_conflict='first' or 'last'" in str(info.value) and "--on-duplicate" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 16. the README's accuracy_regression example runs as written (on a tiny grid)
+# ---------------------------------------------------------------------------------------------------------------
+def _readme_block(after: str, language: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"```{language}\n", text.index(after)) + len(language) + 4
+    return text[start:text.index("```", start)]
+
+
+def test_readme_accuracy_regression_example_passes_as_written(tmp_path: Path):
+    code = _readme_block("`accuracy_regression` pytest fixture", "python")
+    shell = _readme_block("Create the golden file", "bash")
+    assert "progress=False" in code and "limit=32" in code and "--limit 32" in shell
+    (tmp_path / "tests").mkdir()
+    tiny = 'corruptions="clean,gaussian_noise"'  # the same code on a tiny grid: 2 cells of 2 images
+    (tmp_path / "tests" / "test_accuracy.py").write_text(
+        code.replace("limit=32", "limit=2").replace("corruptions=DEMO_CORRUPTIONS", tiny))
+    shell = shell.replace("--limit 32", "--limit 2 --corruptions clean,gaussian_noise")
+    for line in filter(None, shell.splitlines()):
+        words = line.split()
+        argv = _cli(*words) if words[0] == "run_suite" else words
+        subprocess.run(argv, cwd=tmp_path, env=_env(), check=True, capture_output=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=tmp_path,
+                            env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout and "it/s" not in result.stdout + result.stderr
