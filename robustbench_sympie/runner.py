@@ -282,6 +282,8 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
             {"enhancer": p.enhancer_name, "model": p.model_name, **key}, p.config_hash)]
         if pending:
             plan.append((cell, key, pending))
+    if len(plan) < len(cells):
+        log.info("resuming: %d of %d cells already done in %s", len(cells) - len(plan), len(cells), store.path)
     context = RunContext(config, device, provenance, metadata, out / "skipped.log", dataset_logit_mask(dataset, device))
 
     with tqdm(total=len(cells), initial=len(cells) - len(plan), desc="grid", unit="cell",

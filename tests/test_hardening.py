@@ -423,3 +423,34 @@ def test_readme_accuracy_regression_example_passes_as_written(tmp_path: Path):
                             env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout and "it/s" not in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 17. the README says rendered sets are not comparable with on-the-fly results, and why
+# ---------------------------------------------------------------------------------------------------------------
+def test_readme_warns_that_rendered_sets_are_not_comparable_with_on_the_fly_results():
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    note = text[text.index("Results on a set rendered by `build_dataset` are not comparable"):][:900]
+    assert "JPEG quality 85" in note and "`clean/` included" in note and "different pixels" in note
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 18. a CPU-only install in the README; a resumed run says how many cells were done
+# ---------------------------------------------------------------------------------------------------------------
+def test_readme_has_a_cpu_only_install():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    cpu = text.index("pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu")
+    assert text.index("pip install -e", cpu) > cpu  # PyTorch's CPU wheels first, then the package
+
+
+def test_resumed_run_says_how_many_cells_were_already_done(few_images: Path, tmp_path: Path, caplog):
+    import logging
+
+    out = tmp_path / "out"
+    argv = ["--enhancer", "identity", "--model", "tiny_test_model", "--data-root", str(few_images),
+            "--corruptions", "clean", "--workers", "0", "--no-progress", "--out", str(out)]
+    with caplog.at_level(logging.INFO, logger="robustbench_sympie.runner"):
+        assert run_suite_main(argv) == 0
+        assert "resuming" not in caplog.text
+        assert run_suite_main([*argv[:7], "clean,gaussian_noise", *argv[8:], "--severities", "1"]) == 0
+    assert f"resuming: 1 of 2 cells already done in {out / 'results.csv'}" in caplog.text
