@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from robustbench_sympie.errors import MissingExtraError
+
 from ._base import BaselineEnhancer, NumpyEnhancer, gaussian_kernel1d, separable_blur, to_uint8
 
 
@@ -138,8 +140,8 @@ class BM3DDenoise(NumpyEnhancer):
         try:
             import bm3d  # noqa: F401
         except ImportError as exc:
-            raise ImportError("bm3d_denoise needs the optional 'bm3d' package (non-commercial licence): "
-                              "pip install 'robustbench-sympie[bm3d]'") from exc
+            raise MissingExtraError("enhancer 'bm3d_denoise' needs the optional 'bm3d' package (extra 'bm3d', "
+                                    "non-commercial licence): pip install 'robustbench-sympie[bm3d]'") from exc
         self.sigma = sigma
 
     def enhance_image(self, image: np.ndarray) -> np.ndarray:

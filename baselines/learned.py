@@ -24,6 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustbench_sympie.errors import DataError
+from robustbench_sympie.safe_load import safe_torch_load
+
 from ._base import BaselineEnhancer
 from .ffdnet import estimate_sigma_haar
 
@@ -100,8 +103,10 @@ class LearnedDenoiser(BaselineEnhancer):
         if not path.is_file():
             raise FileNotFoundError(f"{self.name}: weights file {str(path)!r} not found; {self.weights_hint()}")
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = safe_torch_load(path, what=f"enhancer {self.name!r}")
             state = self.convert_state_dict(unwrap_state_dict(checkpoint))
+        except DataError as exc:  # not a plain state dict: the message says how to convert a trusted file
+            raise WeightsError(f"{self.name}: {exc}") from None
         except Exception as exc:
             raise WeightsError(f"{self.name}: cannot read weights file {str(path)!r}: {exc}") from exc
         expected = self.network.state_dict()

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from robustbench_sympie.imageio import Preprocess, load_rgb
 from robustbench_sympie.corruptions import get_corruption, sample_seed
-from robustbench_sympie.datasets import demo_data_root
 from robustbench_sympie.corruptions.imagenet_c_bar import CBAR_CORRUPTIONS, PARAMETERS
+from robustbench_sympie.datasets import demo_data_root
+from robustbench_sympie.imageio import Preprocess, load_rgb
 
 DEFAULT_IMAGE = "n01530575_brambling.JPEG"
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "imagenet_c_bar_grid.png"

@@ -24,6 +24,7 @@ import pandas as pd
 
 from .corruptions.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
 from .errors import DataError
+from .image_set import label_image_sets
 from .reference_data import ALEXNET_CLEAN_ERROR, alexnet_errors
 from .results import KEY_COLUMNS, read_results
 
@@ -94,19 +95,28 @@ def find_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     return repeated.assign(conflict=distinct.gt(1).any(axis=1)).sort_values(key, kind="stable")
 
 
+class ConflictingCellsError(DataError):
+    """Copies of a cell disagree; ``what`` says which cells, the message adds how to choose (API wording)."""
+
+    def __init__(self, what: str, how: str) -> None:
+        super().__init__(f"{what}; {how}")
+        self.what = what
+
+
 def deduplicate(frame: pd.DataFrame, on_conflict: str = "error") -> LoadedResults:
     """Keep one row per cell; conflicting copies raise unless ``on_conflict`` is ``"first"`` or ``"last"``."""
     if on_conflict not in ON_CONFLICT:
         raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
+    frame = label_image_sets(frame)  # cells of different image sets are different cells, shown side by side
     duplicates = find_duplicates(frame)
     conflicts = duplicates[duplicates["conflict"]]
     if len(conflicts) and on_conflict == "error":
         key = cell_key(frame)
         cells = conflicts.drop_duplicates(key)[key].astype(str).agg("/".join, axis=1)
         shown = ", ".join(cells.head(5)) + (" ..." if len(cells) > 5 else "")
-        raise DataError(
-            f"{len(cells)} cell(s) appear with different numbers in the results ({shown}); "
-            "pass on_conflict='first' or 'last' (--on-duplicate first|last) to choose which copy counts"
+        raise ConflictingCellsError(
+            f"{len(cells)} cell(s) appear with different numbers in the results ({shown})",
+            "pass on_conflict='first' or 'last' to choose which copy counts",
         )
     kept = frame.drop_duplicates(cell_key(frame), keep="last" if on_conflict == "last" else "first")
     return LoadedResults(kept.reset_index(drop=True), duplicates.reset_index(drop=True))

@@ -23,6 +23,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise SuiteError(f"--device {device!r}: unknown device; expected cpu, cuda, cuda:N, mps or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SuiteError(f"--device {device}: CUDA is not available on this machine (use cpu or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SuiteError(f"--device {device}: expected a CUDA device index below {torch.cuda.device_count()}")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise SuiteError(f"--device {device}: MPS is not available on this machine (use cpu or auto)")
     if dev.type not in ("cpu", "cuda", "mps"):

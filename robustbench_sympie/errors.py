@@ -13,3 +13,11 @@ class WeightsNotFoundError(SuiteError, FileNotFoundError):
 
 class DataError(SuiteError, ValueError):
     """Input data that the suite cannot use as given (the message names the file or key)."""
+
+
+class MissingExtraError(SuiteError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+
+class WeightsFormatError(DataError):
+    """A weights file that exists but cannot be read as a state dict (never reported as "not found")."""

@@ -7,6 +7,7 @@ Labels are the 1000-class index in sorted-wnid order.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -21,6 +22,8 @@ from .labels import imagenet_classes
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _WNID = re.compile(r"^n\d{8}$")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,20 @@ def _wnid_of(relative: Path) -> str | None:
     return prefix if _WNID.match(prefix) else None
 
 
-def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
-    """All images under ``root`` with their labels, sorted by id; clear errors for unusable layouts."""
+#: label of an image whose name carries no ImageNet wnid (kept only with ``keep_unlabelled=True``)
+UNLABELLED = -1
+#: the error recorded for such an image (like an unreadable one, it is skipped and listed in skipped.log)
+NO_WNID = ("carries no ImageNet wnid: expected '<wnid>_<name>.JPEG' (e.g. n01440764_tench.JPEG) or a "
+           "'<wnid>/' folder")
+
+
+def scan_image_folder(root: str | os.PathLike, *, keep_unlabelled: bool = False) -> list[ImageRecord]:
+    """All images under ``root`` with their labels, sorted by id; clear errors for unusable layouts.
+
+    Images whose names carry no ImageNet wnid are skipped (logged), like unreadable images; with
+    ``keep_unlabelled`` they are kept with label :data:`UNLABELLED`, so that a dataset can report them as
+    skipped samples. Only a folder without any labelled image is an error.
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist or is not a directory")
@@ -58,7 +73,12 @@ def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
                 unlabelled.append(relative.as_posix())
                 continue
             records.append(ImageRecord(path, relative.as_posix(), classes.index_of[wnid]))
-    if unlabelled:
+    if unlabelled and records:
+        shown = ", ".join(unlabelled[:5]) + (f" and {len(unlabelled) - 5} more" if len(unlabelled) > 5 else "")
+        log.warning("%s: skipping %d image(s) whose names carry no ImageNet wnid: %s", root, len(unlabelled), shown)
+        if keep_unlabelled:
+            records += [ImageRecord(root / rel, rel, UNLABELLED) for rel in unlabelled]
+    elif unlabelled:
         shown = ", ".join(unlabelled[:5]) + (f" and {len(unlabelled) - 5} more" if len(unlabelled) > 5 else "")
         raise DataError(
             f"{len(unlabelled)} image(s) under {root} carry no ImageNet wnid: {shown}. Expected files named "

@@ -3,8 +3,11 @@
 In a user's test suite::
 
     def test_my_model_did_not_regress(accuracy_regression, tmp_path):
-        frame = run_suite(SuiteConfig(..., out=tmp_path))
+        frame = run_suite(SuiteConfig(..., progress=False, out=tmp_path))
         accuracy_regression(frame, "tests/golden_results.csv", tolerance_pts=2.0)
+
+The golden file is the ``results.csv`` of the same grid run once on a trusted version (README.md,
+"Accuracy regression testing in CI", has a complete, copyable example).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import DataError
+from .locking import folder_lock
 
 #: the leading columns, in this order; provenance columns follow
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -33,7 +34,7 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     """Read a results CSV, checking that the leading columns are there."""
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype={"config_hash": str, "git_commit": str})
+        frame = pd.read_csv(path, dtype={"config_hash": str, "git_commit": str, "image_set": str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is not a readable results CSV: {exc}") from None
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
@@ -79,7 +80,36 @@ class ResultsStore:
         return True
 
     def append(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Add rows and rewrite the file atomically."""
+        """Add rows and rewrite the file atomically.
+
+        Under an exclusive lock on the output folder the file is re-read from disk and the new rows are
+        added to what is there, so concurrent runs writing the same folder never drop each other's rows.
+        """
         new = pd.DataFrame(list(rows))
-        self.frame = new if self.frame.empty else pd.concat([self.frame, new], ignore_index=True)
-        write_results_atomic(self.frame, self.path)
+        with folder_lock(self.path.parent):
+            on_disk = read_results(self.path) if self.path.exists() else pd.DataFrame(columns=list(RESULT_COLUMNS))
+            new = self._not_on_disk(new, on_disk)
+            merged = new if on_disk.empty else on_disk if new.empty else pd.concat([on_disk, new], ignore_index=True)
+            write_results_atomic(merged, self.path)
+        self.frame = merged
+
+    def _not_on_disk(self, new: pd.DataFrame, on_disk: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``new`` whose cells another process has not written meanwhile (same settings: kept once)."""
+        if on_disk.empty or new.empty:
+            return new
+        columns = [c for c in KEY_COLUMNS if c in on_disk.columns]
+        disk_keys = on_disk[columns].astype(str).apply(tuple, axis=1)
+        disk_hash = dict(zip(disk_keys, on_disk.get("config_hash", pd.Series("", index=on_disk.index)).astype(str),
+                             strict=True))
+        keep = []
+        for index, row in new.iterrows():
+            key = tuple(str(row[c]) for c in columns)
+            if key not in disk_hash:
+                keep.append(index)
+            elif disk_hash[key] != str(row.get("config_hash", "")):
+                raise DataError(
+                    f"{self.path}: another run wrote cell {dict(zip(columns, key, strict=True))} with other settings "
+                    f"(config {disk_hash[key]} vs {row.get('config_hash')}) while this run computed it; "
+                    "use separate --out directories for runs with different settings"
+                )
+        return new.loc[keep]

@@ -30,6 +30,7 @@ from .device import resolve_device
 from .enhancers import ENHANCERS, Enhancer
 from .enhancers.spec import EnhancerSpec, enhancer_kwargs, parse_enhancer_specs
 from .errors import SuiteError
+from .image_set import image_set_id
 from .imageio import Preprocess
 from .models import Classifier, create_model
 from .provenance import config_hash, run_metadata
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 UNTRAINED_SUFFIX = "[untrained]"
 #: provenance that describes the request, not the settings a cell's numbers depend on (kept out of config_hash)
-UNHASHED_PROVENANCE = frozenset({"missing_cells"})
+UNHASHED_PROVENANCE = frozenset({"missing_cells", "image_set"})
 
 
 @dataclass
@@ -88,6 +89,8 @@ class Pair:
     model: Classifier
     enhancer_weights: str
     config_hash: str = ""
+    #: whether the enhancer's output was checked for NaN/Inf (on the first batch of the run)
+    output_checked: bool = False
 
 
 def enhancer_specs(config: SuiteConfig) -> list[EnhancerSpec]:
@@ -242,6 +245,19 @@ class ComputeSettings:
         return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def check_finite_output(output: torch.Tensor, pair: Pair) -> None:
+    """Stop the run when an enhancer returns NaN or Inf (broken weights would otherwise score 0 % silently)."""
+    finite = torch.isfinite(output)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise SuiteError(
+            f"enhancer {pair.enhancer_name!r} with weights {pair.enhancer_weights!r} returned {bad} NaN/Inf value(s) "
+            f"of {finite.numel()} on the first batch (model {pair.model_name!r}); expected finite images in [0, 1]: "
+            "check those weights"
+        )
+    pair.output_checked = True
+
+
 def evaluate_cell(
     loader: Iterable[Batch], pairs: Sequence[Pair], device: torch.device, on_batch: Callable[[int], None] | None = None,
     logit_mask: torch.Tensor | None = None, keep_records: bool = False, compute: ComputeSettings = ComputeSettings(),
@@ -271,6 +287,8 @@ def evaluate_cell(
                     key = id(pair.enhancer)
                     if key not in enhanced:
                         enhanced[key] = pair.enhancer(images)
+                    if not pair.output_checked:
+                        check_finite_output(enhanced[key], pair)
                     logits = pair.model(enhanced[key]).float()
                     if logit_mask is not None:
                         logits = logits.masked_fill(~logit_mask, float("-inf"))
@@ -323,6 +341,9 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     """Run the grid described by ``config`` and return the results table (also in ``OUT/results.csv``)."""
     from tqdm.auto import tqdm
 
+    from .output_folder import check_writable_folder
+
+    check_writable_folder(config.out)  # before any image is scanned or model loaded
     device = resolve_device(config.device)
     if config.precision not in PRECISIONS:
         raise SuiteError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
@@ -338,7 +359,8 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     store = ResultsStore(out)
     provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default",
                   "corruption_backend": backend, "precision": config.precision,
-                  "channels_last": config.channels_last, "compiled": config.compile}
+                  "channels_last": config.channels_last, "compiled": config.compile,
+                  "image_set": image_set_id(dataset)}
     settings = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
     for pair in pairs:
         pair.config_hash = config_hash({**settings, "enhancer_weights": pair.enhancer_weights})
@@ -351,6 +373,8 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
             {"enhancer": p.enhancer_name, "model": p.model_name, **key}, p.config_hash)]
         if pending:
             plan.append((cell, key, pending))
+    if len(plan) < len(cells):
+        log.info("resuming: %d of %d cells already done in %s", len(cells) - len(plan), len(cells), store.path)
     mask = dataset.logit_mask()
     mask = None if mask is None else mask.to(device=device, dtype=torch.bool)
     context = RunContext(dataset, config, device, provenance, metadata, out / "skipped.log", mask)

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .quiet_pipe import quiet_broken_pipe
 from .run_suite import parse_severities
 
 #: suite name -> default corruption list
@@ -72,6 +73,7 @@ def make_suite(args: argparse.Namespace):
     return GridSuite(tuple(names), tuple(args.severities), args.seed, args.name)
 
 
+@quiet_broken_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from robustbench_sympie.errors import SuiteError

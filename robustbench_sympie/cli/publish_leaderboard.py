@@ -10,6 +10,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from .quiet_pipe import quiet_broken_pipe
+
+#: default output folder: a folder of its own, never the repository's tracked leaderboards/
+DEFAULT_OUT = "published_leaderboard"
+#: the file publish_leaderboard keeps in the folders it writes, listing the files it wrote
+MARKER = ".publish_leaderboard"
+
 
 def _confidence(text: str) -> float:
     try:
@@ -35,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("results", nargs="*", metavar="RESULTS", help="results.csv files written by run_suite")
-    p.add_argument("--out", default="leaderboards", metavar="DIR", help="output directory")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help="output directory; it must be new, empty, or one publish_leaderboard wrote (it keeps a "
+                   f"{MARKER} file listing its files, and overwrites only those) unless --force")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even when it holds files publish_leaderboard did not write")
     p.add_argument("--baseline", default="identity", metavar="ENHANCER",
                    help="enhancer the deltas are measured against")
     p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of the delta intervals")
@@ -52,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@quiet_broken_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -73,10 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _publish_results(args: argparse.Namespace, command: str) -> None:
-    from robustbench_sympie.aggregate import load_results
+    from robustbench_sympie.aggregate import ConflictingCellsError, load_results
+    from robustbench_sympie.errors import DataError
     from robustbench_sympie.publish import publish
 
-    loaded = load_results(args.results, on_conflict=args.on_duplicate)
+    try:
+        loaded = load_results(args.results, on_conflict=args.on_duplicate)
+    except ConflictingCellsError as exc:  # name the command-line flag, not the Python argument
+        raise DataError(f"{exc.what}; pass --on-duplicate first|last to choose which copy counts") from None
     if len(loaded.duplicates):
         conflicts = int(loaded.duplicates["conflict"].sum())
         print(f"publish_leaderboard: {loaded.n_dropped} duplicated cell row(s) merged "
@@ -90,8 +106,11 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
 
         folders = [Path(r).parent for r in args.results if (Path(r).parent / RECORDS_DIR).is_dir()]
         records = load_records(*folders) if folders else None
-    paths = publish(loaded, args.out, command=command, baseline=args.baseline, confidence=args.confidence,
-                    records=records)
+    from robustbench_sympie.output_folder import staged_output
+
+    with staged_output(args.out, marker_name=MARKER, tool="publish_leaderboard", force=args.force) as staging:
+        paths = publish(loaded, staging, command=command, baseline=args.baseline, confidence=args.confidence,
+                        records=records)
     print(f"wrote {len(paths)} files to {args.out}")
 
 
@@ -105,7 +124,10 @@ def _publish_flops(args: argparse.Namespace, command: str) -> None:
         MODELS.get(name)  # unknown names fail here with a suggestion
     flops = flops_table(models=args.flops_models)
     breakdown = sympie_breakdown() if "sympie" in list_enhancers() else None
-    paths = publish_flops(flops, breakdown, args.out, command=command)
+    from robustbench_sympie.output_folder import staged_output
+
+    with staged_output(args.out, marker_name=MARKER, tool="publish_leaderboard", force=args.force) as staging:
+        paths = publish_flops(flops, breakdown, staging, command=command)
     print(f"wrote {', '.join(p.name for p in paths)} to {args.out}")
 
 

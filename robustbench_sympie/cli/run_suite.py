@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from .quiet_pipe import quiet_broken_pipe
 
 #: what runs when no data argument is given: the embedded demo images, a handful of corruptions
 DEMO_CORRUPTIONS = "clean,gaussian_noise,defocus_blur,fog,contrast,jpeg_compression"
@@ -34,7 +37,36 @@ def parse_severities(text: str) -> list[int]:
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:  # an empty list is never "the default"
+        raise argparse.ArgumentTypeError(f"expected one or more comma-separated names, got {text!r}")
+    return names
+
+
+def _names_text(text: str) -> str:
+    """A comma-separated list kept as text (groups are expanded later), checked to name something."""
+    _csv(text)
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+#: device strings run_suite accepts (checked before anything heavy is imported)
+_DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d+)?")
+
+
+def _device(text: str) -> str:
+    if not _DEVICE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N, mps or auto, got {text!r}")
+    return text.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--list", action="store_true", help="list registered enhancers, models, datasets and "
                    "corruptions, then exit")
-    p.add_argument("--enhancer", default=None, metavar="SPECS",
+    p.add_argument("--enhancer", type=_names_text, default=None, metavar="SPECS",
                    help="comma-separated enhancers, each optionally with constructor arguments after colons, e.g. "
                    "'identity,sympie:weights=PATH,tv_denoise:weight=0.2' (default: identity, plus sympie when "
                    "weights for the model are packaged)")
@@ -64,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="clean ImageNet-style folder (<wnid>_*.JPEG files or <wnid>/ subfolders); "
                    "default: the embedded demo images")
-    p.add_argument("--corruptions", default=None, metavar="NAMES",
+    p.add_argument("--corruptions", type=_names_text, default=None, metavar="NAMES",
                    help="comma-separated corruptions or groups (clean, benchmark, extra, noise, blur, weather, "
                    f"digital, ...); default: {DEMO_CORRUPTIONS!r} on the demo images, {FULL_CORRUPTIONS!r} with "
                    "--data-root")
@@ -76,10 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="run seed mixed into every sample's corruption seed")
     p.add_argument("--resize", type=int, default=256, help="shorter side before the centre crop")
     p.add_argument("--crop", type=int, default=224, help="centre-crop size (ImageNet-C geometry: 256 -> 224)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="DataLoader worker processes (0 = load in the main process)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--device", type=_device, default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory for results.csv and summary.md; rerunning the same command resumes "
                    "there (default: runs/<dataset>-<data folder name or 'demo'>)")
@@ -127,6 +159,7 @@ def default_enhancers(models: Sequence[str]) -> list[str]:
     return ["identity", "sympie"] if usable else ["identity"]
 
 
+@quiet_broken_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from robustbench_sympie.errors import SuiteError
@@ -156,9 +189,10 @@ def _run(args: argparse.Namespace) -> int:
     corruptions = args.corruptions or (DEMO_CORRUPTIONS if demo else FULL_CORRUPTIONS)
     severities = args.severities or parse_severities(DEMO_SEVERITIES if demo else FULL_SEVERITIES)
     out = args.out or str(Path("runs") / f"{args.dataset}-{'demo' if demo else Path(args.data_root).name}")
+    enhancers = [args.enhancer] if args.enhancer is not None else default_enhancers(args.model)
     config = SuiteConfig(
-        enhancers=[args.enhancer] if args.enhancer is not None else default_enhancers(args.model), models=args.model, dataset=args.dataset,
-        data_root=args.data_root, corruptions=corruptions, severities=severities, seed=args.seed, limit=args.limit,
+        enhancers=enhancers, models=args.model, dataset=args.dataset, data_root=args.data_root,
+        corruptions=corruptions, severities=severities, seed=args.seed, limit=args.limit,
         resize=args.resize, crop=args.crop, batch_size=args.batch_size, workers=args.workers, device=args.device,
         out=out, model_weights=args.weights, enhancer_weights=args.enhancer_weights,
         allow_untrained=args.allow_untrained, progress=not args.no_progress, records=not args.no_records,

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .quiet_pipe import quiet_broken_pipe
+
 PROG = "train_sympie"
 
 
@@ -189,6 +191,7 @@ def _error(message: str) -> int:
     return 2
 
 
+@quiet_broken_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, train, print where the results are; exit status 2 for unusable input."""
     args = build_parser().parse_args(argv)

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..corruptions import CORRUPTION_GROUPS, CORRUPTIONS, SEVERITIES, get_corruption
+from ..imageio import NO_WNID, UNLABELLED, ImageRecord
 
 CLEAN = "clean"
 
@@ -129,6 +130,8 @@ class ImageCellDataset(Dataset):
         record = self.records[position]
         target, image_id = self.target(record), self.image_id(record)
         try:
+            if isinstance(record, ImageRecord) and record.label == UNLABELLED:
+                raise OSError(NO_WNID)  # skipped and counted like an unreadable image
             pixels = self.pixels(record)
         except OSError as exc:
             return Sample(torch.empty(0, dtype=torch.uint8), target, image_id, f"{self.where(record)}: {exc}")

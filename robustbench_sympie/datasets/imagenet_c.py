@@ -134,6 +134,6 @@ def on_the_fly(data_root: str | os.PathLike | None, names: Sequence[str], severi
     """A grid of ``names`` x ``severities`` generated on the fly from the clean images of ``data_root``."""
     check_backend_has(corruption_backend, names)
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
-    records = evenly_spaced(scan_image_folder(root), limit)
+    records = evenly_spaced(scan_image_folder(root, keep_unlabelled=True), limit)
     return ImageNetC(records, list(names), list(severities), seed, preprocess or Preprocess(), root, name,
                      corruption_backend)

@@ -24,6 +24,7 @@ import torch
 from ..atomic import atomic_path
 from ..errors import DataError, WeightsNotFoundError
 from ..provenance import git_commit
+from ..safe_load import safe_torch_load
 from .sympie_arch import SympieNEM
 
 __all__ = [
@@ -200,7 +201,9 @@ def _read_state_file(path: Path) -> Any:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return safe_torch_load(path, what="SyMPIE (a NEM state dict)")
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(
             f"Could not read SyMPIE weights from {path}: {type(exc).__name__}: {exc}. Expected a NEM state dict "

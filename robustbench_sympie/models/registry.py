@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import MissingExtraError
 from ..registry import Registry
 from .base import Classifier
+from .extras import missing_extra_message
 
 MODELS: Registry = Registry(
     "model",
@@ -24,6 +26,8 @@ def register_model(name: str | None = None, *, overwrite: bool = False):
 
 def create_model(name: str, **kwargs: Any) -> Classifier:
     """Build the frozen :class:`Classifier` registered as ``name``."""
+    if name not in MODELS and (message := missing_extra_message(name)) is not None:
+        raise MissingExtraError(message)
     return MODELS.create(name, **kwargs)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import WeightsNotFoundError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from .registry import MODELS
+from .state_dict_check import load_state_dict_checked
 from .weights_files import fetch_torch_hub_checkpoint, load_state_dict_file
 
 
@@ -41,7 +42,8 @@ def build_torchvision_model(name: str, weights: str | os.PathLike | None = None)
     weights = "DEFAULT" if weights is None else weights
     if isinstance(weights, os.PathLike) or Path(str(weights)).suffix in {".pth", ".pt", ".safetensors"}:
         net = tvm.get_model(name, weights=None)
-        net.load_state_dict(load_state_dict_file(weights, what=f"model {name!r}"))
+        load_state_dict_checked(net, load_state_dict_file(weights, what=f"model {name!r}"), path=weights,
+                                what=f"model {name!r}")
         return Classifier(net, name=name, mean=IMAGENET_MEAN, std=IMAGENET_STD, weights=str(weights))
 
     entry = _resolve_enum(name, str(weights))

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..errors import WeightsNotFoundError
+from ..errors import DataError, WeightsNotFoundError
+from ..safe_load import safe_torch_load
 
 OFFLINE_ENV = "ROBUSTBENCH_SYMPIE_OFFLINE"
 
@@ -53,8 +54,6 @@ def fetch_torch_hub_checkpoint(url: str, *, what: str, how_else: str) -> Path:
 
 def load_state_dict_file(path: str | os.PathLike, *, what: str) -> dict:
     """Load a state dict from ``.pth``/``.pt`` (never unpickling arbitrary objects) or ``.safetensors``."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"Weights file for {what} not found: {path}")
@@ -64,7 +63,9 @@ def load_state_dict_file(path: str | os.PathLike, *, what: str) -> dict:
         state = load_file(str(path))
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = safe_torch_load(path, what=what)
+        except DataError:
+            raise
         except Exception as exc:
             raise WeightsNotFoundError(
                 f"Could not read weights for {what} from {path}: {type(exc).__name__}: {exc}. "

@@ -37,8 +37,9 @@ from torch.nn import functional as F
 
 from ..atomic import atomic_path
 from ..datasets import expand_corruptions
-from ..errors import SuiteError
+from ..errors import DataError, SuiteError
 from ..imageio import ImageRecord, Preprocess, evenly_spaced, scan_image_folder
+from ..safe_load import safe_torch_load
 from .data import (
     HELD_OUT_SEVERITIES,
     TRAIN_SEVERITIES,
@@ -273,7 +274,7 @@ def calibrate_batch_norms(student: nn.Module, batches: Sequence[torch.Tensor]) -
 # Setup
 # ------------------------------------------------------------------------------------------------
 def resolve_device(name: str) -> torch.device:
-    """The shared resolver (:func:`robustbench_sympie.device.resolve_device`), errors as :class:`TrainingConfigError`."""
+    """The shared device resolver, its errors as :class:`TrainingConfigError`."""
     from ..device import resolve_device as resolve
 
     try:
@@ -474,7 +475,9 @@ def load_checkpoint(path: Path, run_info: dict[str, Any]) -> dict[str, Any]:
     if not path.is_file():
         raise TrainingConfigError(f"--resume: no checkpoint at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = safe_torch_load(path, what="a train_sympie checkpoint")
+    except DataError as exc:
+        raise TrainingConfigError(f"--resume: {exc}") from None
     except Exception as exc:
         raise TrainingConfigError(f"--resume: cannot read {path}: {type(exc).__name__}: {exc}") from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
