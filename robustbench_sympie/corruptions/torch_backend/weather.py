@@ -332,16 +332,14 @@ def canny(gray_u8: torch.Tensor, low: float, high: float) -> torch.Tensor:
     keep = (horizontal & nms_h) | (vertical & nms_v) | (diagonal & nms_d)
     candidate = keep & (mag > low)
     edges = candidate & (mag > high)
-    cand_f = candidate.to(mag.dtype)
-    cur = edges.to(mag.dtype)
+    cur = edges
     while True:
         for _ in range(8):
-            cur = F.max_pool2d(cur, 3, stride=1, padding=1) * cand_f
-        nxt = F.max_pool2d(cur, 3, stride=1, padding=1) * cand_f
+            cur = _dilate3(cur) & candidate
+        nxt = _dilate3(cur) & candidate
         if torch.equal(nxt, cur):
-            break
+            return cur
         cur = nxt
-    return cur > 0
 
 
 _DIST_SCALE = 1 << 16
@@ -350,34 +348,38 @@ _DIST_B = float(round(1.4 * _DIST_SCALE))
 _DIST_C = float(round(2.1969 * _DIST_SCALE))
 
 
-def _minpool(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
-    return -F.max_pool2d(-x, (kh, kw), stride=1, padding=(kh // 2, kw // 2))
-
-
 def chamfer_distance(zero: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
     """``cv2.distanceTransform(src, DIST_L2, 5)`` (distance to the nearest zero pixel) truncated at ``cap``.
 
     OpenCV's 5 x 5 chamfer metric (steps 1, 1.4 and 2.1969 in 16-bit fixed point, the outside far away) as
     the shortest-path fixpoint, iterated in parallel: a path of length <= ``cap`` has at most ``cap`` steps,
     so ``cap`` relaxations give every truncated distance exactly (each relaxation groups steps of one cost
-    into min-pools; windows that include longer moves at a lower cost never go below a true path).
+    into 3-wide minima; windows that include longer moves at a lower cost never go below a true path).
     """
     big = (cap + 1) * _DIST_SCALE
     d = torch.where(zero, torch.zeros_like(zero, dtype=torch.float32), torch.full_like(zero, big, dtype=torch.float32))
     h, w = d.shape[-2:]
-    for _ in range(int(math.ceil(cap))):
-        pad = F.pad(d, (2, 2, 2, 2), value=big)
-        row3 = _minpool(pad, 1, 3)
-        col3 = _minpool(pad, 3, 1)
-        orth = torch.minimum(row3, col3)[..., 2:2 + h, 2:2 + w] + _DIST_A
-        diag = _minpool(row3, 3, 1)[..., 2:2 + h, 2:2 + w] + _DIST_B
-        knight = torch.minimum(torch.minimum(col3[..., 2:2 + h, 0:w], col3[..., 2:2 + h, 4:4 + w]),
-                               torch.minimum(row3[..., 0:h, 2:2 + w], row3[..., 4:4 + h, 2:2 + w])) + _DIST_C
+    for it in range(int(math.ceil(cap))):
+        p = F.pad(d, (2, 2, 2, 2), value=big)
+        r = torch.minimum(torch.minimum(p[..., :, 0:w + 2], p[..., :, 1:w + 3]), p[..., :, 2:w + 4])  # (H+4, W+2)
+        c = torch.minimum(torch.minimum(p[..., 0:h + 2, :], p[..., 1:h + 3, :]), p[..., 2:h + 4, :])  # (H+2, W+4)
+        orth = torch.minimum(r[..., 2:2 + h, 1:1 + w], c[..., 1:1 + h, 2:2 + w]) + _DIST_A
+        diag = torch.minimum(torch.minimum(r[..., 1:1 + h, 1:1 + w], r[..., 3:3 + h, 1:1 + w]),
+                             r[..., 2:2 + h, 1:1 + w]) + _DIST_B
+        knight = torch.minimum(torch.minimum(c[..., 1:1 + h, 0:w], c[..., 1:1 + h, 4:4 + w]),
+                               torch.minimum(r[..., 0:h, 1:1 + w], r[..., 4:4 + h, 1:1 + w])) + _DIST_C
         new = torch.minimum(torch.minimum(d, orth), torch.minimum(diag, knight)).clamp_(max=big)
-        if torch.equal(new, d):
+        if it % 4 == 3 and torch.equal(new, d):
             break
         d = new
     return (d / _DIST_SCALE).clamp_(max=cap)
+
+
+def _dilate3(x: torch.Tensor) -> torch.Tensor:
+    """3 x 3 dilation of a bool ``... x H x W`` map (outside counts False)."""
+    p = F.pad(x.to(torch.uint8), (1, 1, 1, 1)).bool()
+    r = p[..., :, :-2] | p[..., :, 1:-1] | p[..., :, 2:]
+    return r[..., :-2, :] | r[..., 1:-1, :] | r[..., 2:, :]
 
 
 def equalize_hist(x: torch.Tensor) -> torch.Tensor:
@@ -399,7 +401,7 @@ def spatter_from(images: torch.Tensor, severity: int, noise: torch.Tensor) -> to
     c = _SPATTER[severity - 1]
     x = images / 255.0
     dev = images.device
-    liquid = (c[0] + c[1] * noise.to(dev, torch.float64))[:, None]
+    liquid = (c[0] + c[1] * noise.to(dev, torch.float32))[:, None]
     liquid = _skimage_gaussian(liquid, c[2])
     liquid = torch.where(liquid < c[3], torch.zeros_like(liquid), liquid)
     if c[5] == 0:
@@ -430,5 +432,5 @@ def spatter_from(images: torch.Tensor, severity: int, noise: torch.Tensor) -> to
          "draws up to float rounding at thresholds (rare one-level differences)")
 def spatter(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     h, w = images.shape[-2:]
-    noise = rng.normal(seeds, (h, w), stream=0, device=images.device, dtype=torch.float64)
+    noise = rng.normal(seeds, (h, w), stream=0, device=images.device)
     return spatter_from(images, severity, noise)
