@@ -29,7 +29,7 @@ def _light(values: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
 
 @register_torch_corruption("darken", note="exact")
 def darken(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
-    return torch.round(images / (severity + 1))
+    return torch.round(images / (severity + 1))  # float32, as the reference
 
 
 def sunset_from(images: torch.Tensor, severity: int, swing: torch.Tensor) -> torch.Tensor:

@@ -227,20 +227,30 @@ _FOG = [(1.5, 2), (2., 2), (2.5, 1.7), (2.5, 1.5), (3., 1.4)]
 
 
 def plasma_fractal(seeds: torch.Tensor, mapsize: int, wibbledecay: float, device,
-                   first_stream: int = 0) -> torch.Tensor:
+                   stream: int = 0) -> torch.Tensor:
     """The reference's diamond-square ``plasma_fractal``, batched: ``B x mapsize x mapsize`` in [0, 1].
 
     Same recurrences (``np.roll`` as ``torch.roll``), same wibble schedule (``wibble * U(-wibble, wibble)``,
-    wibble from 100 divided by ``wibbledecay`` each level); each level's three uniform draws come from
-    their own streams ``first_stream + 3 level + {0, 1, 2}``.
+    wibble from 100 divided by ``wibbledecay`` each level). All uniforms of a sample come from one draw of
+    its stream ``stream`` (``3 * sum n^2`` numbers over the levels' ``n x n`` grids), consumed level by level.
     """
     assert mapsize & (mapsize - 1) == 0
     b = len(seeds)
     m = torch.zeros((b, mapsize, mapsize), dtype=torch.float32, device=device)
-    stepsize, wibble, level = mapsize, 100.0, 0
+    sizes = []
+    step = mapsize
+    while step >= 2:
+        sizes.append(mapsize // step)
+        step //= 2
+    uniforms = rng.uniform(seeds, (3 * sum(n * n for n in sizes),), stream=stream, device=device)
+    offset = 0
+    stepsize, wibble = mapsize, 100.0
 
-    def wibbledmean(array: torch.Tensor, stream: int) -> torch.Tensor:
-        u = rng.uniform(seeds, tuple(array.shape[1:]), stream=first_stream + stream, device=device)
+    def wibbledmean(array: torch.Tensor) -> torch.Tensor:
+        nonlocal offset
+        count = array.shape[1] * array.shape[2]
+        u = uniforms[:, offset:offset + count].view_as(array)
+        offset += count
         return array / 4 + wibble * (u * (2 * wibble) - wibble)
 
     while stepsize >= 2:
@@ -248,16 +258,15 @@ def plasma_fractal(seeds: torch.Tensor, mapsize: int, wibbledecay: float, device
         corner = m[:, 0:mapsize:stepsize, 0:mapsize:stepsize]
         acc = corner + torch.roll(corner, shifts=-1, dims=1)
         acc = acc + torch.roll(acc, shifts=-1, dims=2)
-        m[:, half:mapsize:stepsize, half:mapsize:stepsize] = wibbledmean(acc, 3 * level)
+        m[:, half:mapsize:stepsize, half:mapsize:stepsize] = wibbledmean(acc)
         dr = m[:, half:mapsize:stepsize, half:mapsize:stepsize]
         ul = m[:, 0:mapsize:stepsize, 0:mapsize:stepsize]
         lt = dr + torch.roll(dr, 1, dims=1) + ul + torch.roll(ul, -1, dims=2)
-        m[:, 0:mapsize:stepsize, half:mapsize:stepsize] = wibbledmean(lt, 3 * level + 1)
+        m[:, 0:mapsize:stepsize, half:mapsize:stepsize] = wibbledmean(lt)
         tt = dr + torch.roll(dr, 1, dims=2) + ul + torch.roll(ul, -1, dims=1)
-        m[:, half:mapsize:stepsize, 0:mapsize:stepsize] = wibbledmean(tt, 3 * level + 2)
+        m[:, half:mapsize:stepsize, 0:mapsize:stepsize] = wibbledmean(tt)
         stepsize //= 2
         wibble /= wibbledecay
-        level += 1
     m = m - m.amin(dim=(1, 2), keepdim=True)
     return m / m.amax(dim=(1, 2), keepdim=True)
 
