@@ -38,7 +38,7 @@ RANDOM = WEATHER + WARPS[1:] + CBAR
 #: severities 1, 3, 5 as measured [in brackets], plus margin; frost draws one of six frost images, hence its spread
 PSNR_GAP_DB = {"snow": 0.5,  # [0.12]
                "frost": 3.5,  # [2.61]
-               "fog": 1.0,  # [0.36]
+               "fog": 1.5,  # [0.87]
                "spatter": 1.5,  # [0.71]
                "sunset": 1.0,  # [0.49]
                "night": 0.3,  # [0.03]
@@ -143,7 +143,7 @@ def test_colour_warps_match_reference_given_its_draws(images, name: str, severit
         out = CW.darken(batch, severity, torch.zeros(len(images), dtype=torch.int64))
     else:
         out = getattr(CW, f"{name}_from")(batch, severity, torch.tensor(np.array(drawn)))
-    assert _mean_abs(refs, out) < 0.01  # measured 0.000 (contract: < 0.5)
+    assert _mean_abs(refs, out) < 0.01  # measured <= 0.0005 (contract: < 0.5)
 
 
 def _cbar_draws(name: str, gen: np.random.Generator, h: int, w: int) -> tuple:
