@@ -1,8 +1,8 @@
 """Corruption throughput, numpy reference vs batched torch backend, at severity 3 on a batch of 224 x 224 images.
 
 Per corruption: the reference renders the batch with per-image calls on one core (``cv2.setNumThreads(1)``);
-the torch backend renders it in one batched ``corrupt_batch`` call on the CPU (torch's default threads) and,
-when available, on CUDA. Each case first times one cold call (the start-up cost: imports, JIT, caches, CUDA
+the torch backend renders it in one batched ``corrupt_batch`` call on the CPU, with one thread (like for like
+with the reference) and with torch's default threads, and, when available, on CUDA. Each case first times one cold call (the start-up cost: imports, JIT, caches, CUDA
 context and kernels), then runs ``WARMUP_ROUNDS`` warm-up rounds and ``ROUNDS`` timed rounds; the reported
 images/s is the steady state (median round). Torch rows also give the speed-up over the reference's steady
 state when it ran in the same session. Missing torch versions and absent CUDA are skipped.
@@ -34,7 +34,7 @@ BATCH = int(os.environ.get("BENCH_CORRUPTION_BATCH", "64"))
 ROUNDS = int(os.environ.get("BENCH_CORRUPTION_ROUNDS", "5"))
 WARMUP_ROUNDS = 1
 NAMES = list(BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS + COLOUR_WARPS)
-BACKENDS = ("reference", "torch-cpu", "torch-cuda")
+BACKENDS = ("reference", "torch-cpu-1", "torch-cpu", "torch-cuda")
 CASES = [(name, backend) for name in NAMES for backend in BACKENDS]  # reference first, for the speed-up
 
 #: steady-state seconds per batch of the reference, by corruption (filled as the reference cases run)
@@ -112,11 +112,17 @@ def test_corruption_throughput(benchmark, images, name: str, backend: str) -> No
             corrupt_batch(registry[name], batch, SEVERITY, seed_tensor)
             sync()
 
-        sync()
-        first = _timed(run)
-        benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+        default_threads = torch.get_num_threads()
+        if backend == "torch-cpu-1":
+            torch.set_num_threads(1)
+        try:
+            threads = f"{torch.get_num_threads()} thread(s)" if device.type == "cpu" else torch.cuda.get_device_name()
+            sync()
+            first = _timed(run)
+            benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+        finally:
+            torch.set_num_threads(default_threads)
         steady = benchmark.stats.stats.median
-        threads = f"{torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name()
         what, unit = f"{name} (severity {SEVERITY}), torch {device.type}, batch {BATCH}", f"images/s ({threads})"
         reference = _REFERENCE_SECONDS.get(name, math.nan)
         ratio_name = (f"first call {first:.3g} s, steady {steady:.3g} s per {BATCH}; "

@@ -125,7 +125,9 @@ def snow_from(images: torch.Tensor, severity: int, noise: torch.Tensor, angle_de
 @register_torch_corruption(
     "snow",
     note="reference layer pipeline reproduced (scipy order-1 zoom as align-corners bilinear, the imaug motion-blur "
-         "kernel with edge replication, rounding, grey blend); normal noise and angle drawn from torch streams")
+         "kernel with edge replication, rounding, grey blend), in float32 where the reference uses float64 (given the "
+         "same draws: mean abs diff <= 0.002, a few pixels flip the 0.5 threshold); normal noise and angle drawn "
+         "from torch streams")
 def snow(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     h, w = images.shape[-2:]
     noise = rng.normal(seeds, (h, w), stream=0, device=images.device)
@@ -377,7 +379,7 @@ def chamfer_distance(zero: torch.Tensor, cap: float = 20.0) -> torch.Tensor:
                              r[..., 2:2 + h, 1:1 + w]) + _DIST_B
         knight = torch.minimum(torch.minimum(c[..., 1:1 + h, 0:w], c[..., 1:1 + h, 4:4 + w]),
                                torch.minimum(r[..., 0:h, 1:1 + w], r[..., 4:4 + h, 1:1 + w])) + _DIST_C
-        new = torch.minimum(torch.minimum(d, orth), torch.minimum(diag, knight)).clamp_(max=big)
+        new = torch.minimum(torch.minimum(d, orth), torch.minimum(diag, knight))  # never above big
         if it % 4 == 3 and torch.equal(new, d):
             break
         d = new
@@ -438,7 +440,8 @@ def spatter_from(images: torch.Tensor, severity: int, noise: torch.Tensor) -> to
     note="both branches reproduced: skimage gaussian (nearest borders), cv2.Canny (Sobel 3, L1, OpenCV's "
          "tangent tests, hysteresis by iterated dilation), cv2.distanceTransform(L2, 5) as the exact 5x5 chamfer "
          "fixpoint, box blurs, equalizeHist, filter2D; normal noise drawn from torch streams. Exact given the "
-         "draws up to float rounding at thresholds (rare one-level differences)")
+         "draws up to float32 rounding at thresholds (rare one-level differences). CPU cost: the distance "
+         "transform is 20 parallel relaxations (cv2 uses a sequential two-pass scan), ~4x slower than cv2 on one core")
 def spatter(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     h, w = images.shape[-2:]
     noise = rng.normal(seeds, (h, w), stream=0, device=images.device)
