@@ -136,6 +136,22 @@ def test_weather_matches_reference_given_its_draws(images, name: str, severity: 
     assert _mean_abs(refs, out) < EXACT_BOUND[name]
 
 
+def test_spatter_steps_match_cv2() -> None:
+    """cv2.Canny exactly; cv2.distanceTransform(L2, 5) to 1e-3 by both the CPU scan and the relaxations."""
+    cv2 = pytest.importorskip("cv2")
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn(3, 1, SIZE, SIZE, generator=gen)
+    level = torch.trunc(W._skimage_gaussian(0.65 + 0.3 * noise, 3).clamp(0, 1) * 255)
+    level = torch.where(level < 0.68 * 255, torch.zeros_like(level), level)
+    edges = W.canny(level, 50, 150)
+    expected = np.stack([cv2.Canny(x.astype(np.uint8), 50, 150) > 0 for x in level[:, 0].numpy()])
+    assert np.array_equal(edges[:, 0].numpy(), expected)
+    ref = np.stack([cv2.distanceTransform(np.where(m, 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
+                    for m in edges[:, 0].numpy()])
+    np.testing.assert_allclose(W.chamfer_distance_scan(edges)[:, 0].numpy(), ref, atol=1e-3)  # measured 8e-5
+    np.testing.assert_allclose(W.chamfer_distance_relax(edges)[:, 0].numpy(), np.minimum(ref, 20), atol=1e-3)
+
+
 @pytest.mark.parametrize("severity", SEVERITIES)
 @pytest.mark.parametrize("name", WARPS)
 def test_colour_warps_match_reference_given_its_draws(images, name: str, severity: int) -> None:
