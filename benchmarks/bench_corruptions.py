@@ -2,9 +2,10 @@
 
 Per corruption: the reference renders the batch with per-image calls on one core (``cv2.setNumThreads(1)``);
 the torch backend renders it in one batched ``corrupt_batch`` call on the CPU, with one thread (like for like
-with the reference) and with torch's default threads, and, when available, on CUDA. Each case first times one cold call (the start-up cost: imports, JIT, caches, CUDA
-context and kernels), then runs ``WARMUP_ROUNDS`` warm-up rounds and ``ROUNDS`` timed rounds; the reported
-images/s is the steady state (median round). Torch rows also give the speed-up over the reference's steady
+with the reference) and with torch's default threads, and, when available, on CUDA. Each case first times one
+cold call (the start-up cost: imports, JIT, caches, CUDA context and kernels), then runs ``WARMUP_ROUNDS``
+warm-up rounds and ``ROUNDS`` timed rounds; the reported images/s is the steady state (median round).
+Torch rows also give the speed-up over the reference's steady
 state when it ran in the same session. Missing torch versions and absent CUDA are skipped.
 
 ``python -m pytest benchmarks/bench_corruptions.py --benchmark-only -q`` (``-k snow`` for one corruption;
@@ -13,6 +14,7 @@ state when it ran in the same session. Missing torch versions and absent CUDA ar
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -43,10 +45,8 @@ _REFERENCE_SECONDS: dict[str, float] = {}
 
 def _torch_corruptions() -> dict:
     for module in ("noise", "blur", "weather", "digital", "colour_warps", "cbar"):
-        try:
+        with contextlib.suppress(ImportError):  # not written yet
             importlib.import_module(f"robustbench_sympie.corruptions.torch_backend.{module}")
-        except ImportError:
-            pass
     from robustbench_sympie.corruptions.torch_backend import base
 
     return base.TORCH_CORRUPTIONS

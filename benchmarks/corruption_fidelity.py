@@ -19,6 +19,7 @@ Corruptions without a torch version are listed as missing. Usage (from the repos
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import math
@@ -110,7 +111,8 @@ class Cell:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=str((REPO_ROOT / ".." / "shared" / "data" / "imagenet-sample").resolve()),
+    default_root = (REPO_ROOT / ".." / "shared" / "data" / "imagenet-sample").resolve()
+    parser.add_argument("--data-root", default=str(default_root),
                         help="clean ImageNet-style image folder (default: ../shared/data/imagenet-sample)")
     parser.add_argument("--limit", type=int, default=None, help="evenly spaced subset of this many images")
     parser.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities")
@@ -140,10 +142,8 @@ def _corruption_names(spec: str) -> list[str]:
 def _load_torch_backend() -> dict:
     """The registered torch corruptions; modules not written yet are skipped."""
     for module in TORCH_MODULES:
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(f"robustbench_sympie.corruptions.torch_backend.{module}")
-        except ImportError:
-            pass
     from robustbench_sympie.corruptions.torch_backend import base
 
     return base.TORCH_CORRUPTIONS
@@ -279,7 +279,8 @@ def _markdown(cells: list[Cell], missing: list[str], command: str, platform: str
             f"{'yes' if c.meets_target else '**no**'} | {c.seconds_reference:.2f} | {c.seconds_torch:.2f} |")
     if cells:
         lines += ["", "## Per corruption (mean over severities)", "",
-                  "| corruption | PSNR ref | PSNR torch | \\|ref - torch\\| | top-1 ref | top-1 torch | mean diff (pts) "
+                  "| corruption | PSNR ref | PSNR torch | \\|ref - torch\\| | top-1 ref | top-1 torch "
+                  "| mean diff (pts) "
                   "| cells meeting ±2 |", "|---|---|---|---|---|---|---|---|"]
         for name in dict.fromkeys(c.corruption for c in cells):
             group = [c for c in cells if c.corruption == name]

@@ -160,9 +160,8 @@ def test_colour_warps_match_reference_given_its_draws(images, name: str, severit
         seed = sample_seed(image_id, name, severity, 0)
         refs.append(get_corruption(name)(image, severity, seed))
         gen = np.random.default_rng(seed)  # the reference's draws, in its order
-        drawn.append({"darken": lambda: 0, "sunset": lambda: gen.integers(-32, 33),
-                      "night": lambda: gen.integers(-24, 25),
-                      "white_point": lambda: gen.integers(-32, 33, size=3)}[name]())
+        ranges = {"darken": None, "sunset": (-32, 33, None), "night": (-24, 25, None), "white_point": (-32, 33, 3)}
+        drawn.append(0 if ranges[name] is None else gen.integers(*ranges[name][:2], size=ranges[name][2]))
     batch = _batch([im for _, im in images]).float()
     if name == "darken":
         out = CW.darken(batch, severity, torch.zeros(len(images), dtype=torch.int64))
@@ -259,7 +258,7 @@ def test_psnr_matches_reference(images, name: str, severity: int) -> None:
 
 
 
-# -- (3) batch invariance, (4) dtype and shape --------------------------------------------------------------------------
+# -- (3) batch invariance, (4) dtype and shape -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", WEATHER + WARPS + CBAR)

@@ -1,4 +1,6 @@
-"""Batched torch versions of the ten ImageNet-C-Bar corruptions (``robustbench_sympie.data.imagenet_c_bar_corruptions``).
+"""Batched torch versions of the ten ImageNet-C-Bar corruptions.
+
+Reference: ``robustbench_sympie.data.imagenet_c_bar_corruptions``.
 
 The reference's formulas step by step, in float64, with one value per sample wherever the reference draws a
 random parameter. Random draws come from :mod:`.rng` (one stream per draw) with the reference's
@@ -49,7 +51,8 @@ def _grid(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column coordinates, ``1 x H x 1`` and ``1 x 1 x W`` float64."""
     h, w = images.shape[-2:]
     dev = images.device
-    return (torch.arange(h, device=dev, dtype=_F64).view(1, h, 1), torch.arange(w, device=dev, dtype=_F64).view(1, 1, w))
+    return (torch.arange(h, device=dev, dtype=_F64).view(1, h, 1),
+            torch.arange(w, device=dev, dtype=_F64).view(1, 1, w))
 
 
 def _col(values: torch.Tensor) -> torch.Tensor:
@@ -131,7 +134,8 @@ def cocentric_sine_waves_from(images: torch.Tensor, severity: int, x0, y0, freq,
     return images + intensity * saw[:, None]
 
 
-@register_torch_corruption("cocentric_sine_waves", note="exact given centre, frequency, amplitude, width (torch streams)")
+@register_torch_corruption("cocentric_sine_waves",
+                           note="exact given centre, frequency, amplitude, width (torch streams)")
 def cocentric_sine_waves(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     h, w = images.shape[-2:]
     dev, side = images.device, _side(images)
@@ -187,7 +191,8 @@ def perlin_tables_from(perm: torch.Tensor, grads_int: torch.Tensor) -> tuple[tor
     unit = torch.tensor([1.0, 0.0], dtype=_F64, device=grads.device)
     grads = torch.where(norms > 0, grads / torch.where(norms > 0, norms, torch.ones_like(norms)), unit)
     doubled = torch.cat([perm, perm], dim=1)
-    corner = doubled.gather(1, (perm[:, :, None] + torch.arange(_PERLIN_SIZE, device=perm.device)).view(perm.shape[0], -1))
+    index = perm[:, :, None] + torch.arange(_PERLIN_SIZE, device=perm.device)
+    corner = doubled.gather(1, index.view(perm.shape[0], -1))
     return grads[..., 0].gather(1, corner), grads[..., 1].gather(1, corner)
 
 
@@ -402,7 +407,8 @@ def _bilinear_zero(image: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> t
     return out
 
 
-def caustic_refraction_from(images: torch.Tensor, severity: int, time: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+def caustic_refraction_from(images: torch.Tensor, severity: int, time: torch.Tensor,
+                            size: torch.Tensor) -> torch.Tensor:
     h, w = images.shape[-2:]
     value = _p("caustic_refraction", severity)
     lens_scale, lighting = _scaled(value, 0.5 * _side(images)), _scaled(value, 2.0)

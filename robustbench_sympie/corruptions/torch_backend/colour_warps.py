@@ -3,7 +3,8 @@
 Same formulas, rounded half to even like ``np.rint``, in float32 where the reference uses float64 (measured
 on 20 images at 224 px given the same random integers: mean abs difference <= 0.0005, at most one level, only
 ``sunset``; ``night``, ``white_point`` and ``darken`` identical). The random integers (light swing, offsets)
-are drawn from torch streams with the reference's ranges. ``*_from`` functions take those integers explicitly (used by the tests).
+are drawn from torch streams with the reference's ranges. ``*_from`` functions take those integers explicitly
+(used by the tests).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def sunset_from(images: torch.Tensor, severity: int, swing: torch.Tensor) -> tor
     return torch.round(_blend(pixels, warm, severity)).clamp_(0, 255).float()
 
 
-@register_torch_corruption("sunset", note="exact given the swing up to rare one-level float32 rounding, drawn uniformly in -32..32 from a torch stream")
+@register_torch_corruption("sunset", note="exact given the swing up to rare one-level float32 rounding, drawn "
+                                          "uniformly in -32..32 from a torch stream")
 def sunset(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     return sunset_from(images, severity, rng.randint(seeds, -32, 33, (), stream=0, device=images.device))
 
