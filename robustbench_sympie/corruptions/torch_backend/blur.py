@@ -59,23 +59,24 @@ def _gaussian_kernel1d(sigma: float, truncate: float) -> torch.Tensor:
 
 
 def _conv1d_axis(x: torch.Tensor, kernel: torch.Tensor, dim: int, mode: str) -> torch.Tensor:
-    """Correlate the last-two-axes ``dim`` (-2 rows, -1 columns) of ``x`` (B x C x H x W) with ``kernel``."""
+    """Correlate axis ``dim`` (-2 rows, -1 columns) of ``x`` (... x H x W) with a short 1-D ``kernel``.
+
+    A weighted sum of shifted views of the padded image: on CPU about 10x faster than a depthwise conv2d.
+    """
     r = (kernel.numel() - 1) // 2
-    b, c, h, w = x.shape
-    k = kernel.to(device=x.device, dtype=x.dtype)
-    if dim == -2:
-        xp = pad2d(x, r, 0, mode)
-        weight = k.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    else:
-        xp = pad2d(x, 0, r, mode)
-        weight = k.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    return F.conv2d(xp, weight.contiguous(), groups=c)
+    n = x.shape[dim]
+    xp = pad2d(x, r, 0, mode) if dim == -2 else pad2d(x, 0, r, mode)
+    weights = [float(v) for v in kernel.tolist()]
+    out = xp.narrow(dim, 0, n) * weights[0]
+    for j in range(1, len(weights)):
+        out.add_(xp.narrow(dim, j, n), alpha=weights[j])
+    return out
 
 
 def gaussian_filter(x: torch.Tensor, sigma, mode: str = "replicate", truncate: float = 4.0) -> torch.Tensor:
     """scipy ``gaussian_filter`` over the last two axes (``sigma`` a float or (sigma_h, sigma_w))."""
     sh, sw = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
-    if max(sh, sw) * truncate > 12:  # big kernels: FFT of the padded image
+    if max(sh, sw) * truncate > 4.5:  # kernels over 9 taps: FFT of the padded image
         kh, kw = _gaussian_kernel1d(float(sh), truncate), _gaussian_kernel1d(float(sw), truncate)
         return fft_filter2d(x, torch.outer(kh, kw)[None], mode)
     x = _conv1d_axis(x, _gaussian_kernel1d(float(sh), truncate), -2, mode)
@@ -147,7 +148,7 @@ def defocus_blur(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> to
     m = int(max((nz - (kernel.shape[0] - 1) // 2).abs().max().item(), 1))
     cen = (kernel.shape[0] - 1) // 2
     kernel = kernel[cen - m:cen + m + 1, cen - m:cen + m + 1]
-    x = fft_filter2d(images.double() / 255.0, kernel[None].double(), "reflect101")
+    x = fft_filter2d(images / 255.0, kernel[None], "reflect101")
     return x.clamp_(0, 1) * 255
 
 
@@ -185,7 +186,7 @@ def motion_blur_batch(x: torch.Tensor, radius: int, sigma: float, angles_deg: to
 def motion_blur(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     radius, sigma = _MOTION[severity - 1]
     angles = rng.uniform(seeds, (), stream=1, device=images.device, dtype=torch.float64) * 90 - 45
-    out = motion_blur_batch(images.double(), radius, sigma, angles)
+    out = motion_blur_batch(images, radius, sigma, angles)
     return out.clamp_(0, 255)
 
 
@@ -282,7 +283,7 @@ def glass_shuffle_sources(seeds: torch.Tensor, h: int, w: int, delta: int, itera
 def glass_blur(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     sigma, delta, iterations = _GLASS[severity - 1]
     b, c, h, w = images.shape
-    x = (gaussian_filter(images.double() / 255.0, sigma, "replicate") * 255).floor_()  # np.uint8(...)
+    x = (gaussian_filter(images / 255.0, sigma, "replicate") * 255).floor_()  # np.uint8(...)
     src = glass_shuffle_sources(seeds, h, w, delta, iterations, images.device)
     x = torch.gather(x.reshape(b, c, h * w), 2, src[:, None, :].expand(-1, c, -1)).reshape(b, c, h, w)
     x = gaussian_filter(x / 255.0, sigma, "replicate")

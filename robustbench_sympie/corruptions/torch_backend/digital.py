@@ -59,12 +59,16 @@ def hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
     p = v * (1 - s)
     q = v * (1 - f * s)
     t = v * (1 - (1 - f) * s)
-    hi = hi.to(torch.int64).remainder(6)[:, None]  # (uint8 cast of values in 0..6) % 6
-    choices = torch.stack([
-        torch.stack((v, t, p), 1), torch.stack((q, v, p), 1), torch.stack((p, v, t), 1),
-        torch.stack((p, q, v), 1), torch.stack((t, p, v), 1), torch.stack((v, p, q), 1),
-    ])  # 6 x B x 3 x H x W
-    return choices.gather(0, hi.expand(-1, 3, -1, -1)[None]).squeeze(0)
+    hi = hi.to(torch.int64).remainder(6)  # (uint8 cast of values in 0..6) % 6
+    # the sector table of skimage's np.choose, as where-chains (no 6-fold stack in memory)
+    table = ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))
+    channels = []
+    for ch in range(3):
+        out = table[5][ch]
+        for sector in range(4, -1, -1):
+            out = torch.where(hi == sector, table[sector][ch], out)
+        channels.append(out)
+    return torch.stack(channels, 1)
 
 
 _BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)

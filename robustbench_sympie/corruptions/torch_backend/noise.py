@@ -36,16 +36,39 @@ def speckle_noise(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> t
     return (x + x * noise * c).clamp_(0, 1) * 255
 
 
+_GUIDE_BINS = 4  # guide-table bins per tabulated k
+
+
 @functools.lru_cache(maxsize=16)
-def _poisson_cdf_keys(c: int, device_str: str) -> tuple[torch.Tensor, int]:
-    """Sorted keys ``2 * level + CDF_k(level / 255 * c)`` for the 256 grey levels, k = 0..K-1 (float64)."""
+def _poisson_tables(c: int, device_str: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Poisson CDFs of lambda = level / 255 * c for the 256 grey levels (256 x K float64, flattened) and
+    the guide table of the inverse-CDF method: per level and u-bin j of M, the first k with CDF_k > j / M."""
     kmax = int(c + 15 * math.sqrt(c) + 25)  # CDF beyond kmax differs from 1 by < 1e-15
     lam = torch.arange(256, dtype=torch.float64) / 255.0 * c
     k = torch.arange(kmax, dtype=torch.float64)
     logpmf = torch.special.xlogy(k[None, :], lam[:, None]) - lam[:, None] - torch.lgamma(k + 1)[None, :]
     cdf = torch.cumsum(logpmf.exp(), dim=1).clamp_(max=1.0)
-    keys = 2.0 * torch.arange(256, dtype=torch.float64)[:, None] + cdf
-    return keys.reshape(-1).contiguous().to(device_str), kmax
+    cdf[:, -1] = 1.0  # the search always stops inside the table
+    bins = _GUIDE_BINS * kmax
+    edges = torch.arange(bins, dtype=torch.float64) / bins
+    guide = torch.searchsorted(cdf, edges.expand(256, -1).contiguous(), right=True)
+    return (cdf.reshape(-1).contiguous().to(device_str), guide.reshape(-1).contiguous().to(device_str),
+            kmax, bins)
+
+
+def poisson_from_uniform(level: torch.Tensor, u: torch.Tensor, c: int) -> torch.Tensor:
+    """Poisson(level / 255 * c) draws by inverse CDF, ``level`` int64 grey levels, ``u`` float64 uniforms:
+    the count of k with CDF_k <= u, found from a guide table plus a few batched steps."""
+    cdf, guide, kmax, bins = _poisson_tables(c, str(level.device))
+    shape = level.shape
+    level, u = level.reshape(-1), u.reshape(-1)
+    base = level * kmax
+    k = guide[level * bins + (u * bins).long().clamp_(max=bins - 1)]
+    active = (cdf[base + k] <= u).nonzero().squeeze(1)  # the few draws not settled by the guide table
+    while active.numel():
+        k[active] += 1
+        active = active[cdf[base[active] + k[active]] <= u[active]]
+    return k.view(shape)
 
 
 @register_torch_corruption(
@@ -54,12 +77,8 @@ def _poisson_cdf_keys(c: int, device_str: str) -> tuple[torch.Tensor, int]:
          "same distribution as numpy's poisson, different numbers.")
 def shot_noise(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     c = _SHOT[severity - 1]
-    keys, kmax = _poisson_cdf_keys(c, str(images.device))
     u = rng.uniform(seeds, tuple(images.shape[1:]), stream=1, device=images.device, dtype=torch.float64)
-    level = images.round().to(torch.int64)
-    # count of k with CDF_k(lambda) < u, i.e. the inverse-CDF Poisson draw, by one binary search
-    query = 2.0 * level.to(torch.float64) + u
-    counts = torch.searchsorted(keys, query.reshape(-1), right=True).reshape(level.shape) - level * kmax
+    counts = poisson_from_uniform(images.round().to(torch.int64), u, c)
     return (counts.to(torch.float32) / float(c)).clamp_(0, 1) * 255
 
 
