@@ -154,3 +154,20 @@ def test_glass_loop_matches_sequential_reference_loop():
                     dy, dx = int(d[0, hh, ww]), int(d[1, hh, ww])
                     x[hh, ww], x[hh + dy, ww + dx] = x[hh + dy, ww + dx], x[hh, ww]
         assert np.array_equal(x[..., 0].reshape(-1), sources[b].numpy())
+
+
+def test_elastic_resampling_matches_scipy_map_coordinates():
+    """The deterministic half of elastic_transform: bilinear 'reflect' resampling at given coordinates."""
+    from scipy.ndimage import map_coordinates
+
+    from robustbench_sympie.corruptions.torch_backend.digital import grid_sample_reflect
+
+    gen = np.random.default_rng(0)
+    image = gen.random((30, 40, 3)).astype(np.float32)
+    cy, cx = gen.uniform(-6, 36, (30, 40)), gen.uniform(-6, 46, (30, 40))
+    channel = np.broadcast_to(np.arange(3), (30, 40, 3))
+    expected = map_coordinates(image, (np.repeat(cy[..., None], 3, -1), np.repeat(cx[..., None], 3, -1), channel),
+                               order=1, mode="reflect")
+    out = grid_sample_reflect(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(cy)[None],
+                              torch.from_numpy(cx)[None])[0].permute(1, 2, 0).numpy()
+    assert np.abs(out - expected).max() < 1e-4

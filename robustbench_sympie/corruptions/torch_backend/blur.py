@@ -207,28 +207,25 @@ def _zoom_factors(severity: int) -> list[float]:
     return [start + j * step for j in range(n)]
 
 
-def _zoom_axis(n: int, z: float, device):
-    """``clipped_zoom`` along one axis: source indices and weights of scipy zoom(order=1), first n outputs."""
+def _zoom_coords(n: int, z: float) -> torch.Tensor:
+    """``clipped_zoom`` along one axis: the input coordinate (float64) of each of the first n outputs of
+    scipy zoom(order=1) applied to the centre crop of ceil(n / z) pixels."""
     ch = int(math.ceil(n / float(z)))
     top = (n - ch) // 2
     out_len = int(round(ch * z))
     scale = (ch - 1) / (out_len - 1) if out_len > 1 else 0.0
-    coord = torch.arange(n, dtype=torch.float64, device=device) * scale
-    i0 = coord.floor().clamp(0, ch - 1)
-    frac = coord - i0
-    i0 = i0.long()
-    i1 = (i0 + 1).clamp(max=ch - 1)
-    return i0 + top, i1 + top, frac.to(torch.float32)
+    return top + torch.arange(n, dtype=torch.float64) * scale
 
 
 def clipped_zoom_batch(x: torch.Tensor, z: float) -> torch.Tensor:
-    """Reference ``clipped_zoom(x, z)[:H, :W]`` on a B x C x H x W float batch (bilinear, separable)."""
-    h, w = x.shape[-2:]
-    r0, r1, fr = _zoom_axis(h, z, x.device)
-    c0, c1, fc = _zoom_axis(w, z, x.device)
-    fr = fr.view(-1, 1)
-    rows = torch.lerp(x.index_select(-2, r0), x.index_select(-2, r1), fr)
-    return torch.lerp(rows.index_select(-1, c0), rows.index_select(-1, c1), fc)
+    """Reference ``clipped_zoom(x, z)[:H, :W]`` on a B x C x H x W float batch (bilinear grid_sample,
+    align_corners=True: pixel centres at -1..1, the coordinates stay inside the image)."""
+    b, _, h, w = x.shape
+    gy = 2 * _zoom_coords(h, z) / max(h - 1, 1) - 1
+    gx = 2 * _zoom_coords(w, z) / max(w - 1, 1) - 1
+    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1).to(device=x.device, dtype=x.dtype)
+    return F.grid_sample(x, grid[None].expand(b, -1, -1, -1), mode="bilinear", padding_mode="border",
+                         align_corners=True)
 
 
 @register_torch_corruption("zoom_blur")

@@ -10,7 +10,6 @@ enlargement (bit-exact), libjpeg through torchvision for JPEG, the reference ela
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
@@ -182,32 +181,14 @@ def pixelate(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.
 _ELASTIC_ALPHA = (250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12)
 
 
-def _symmetric_index(i: torch.Tensor, n: int) -> torch.Tensor:
-    """Integer indices extended by half-sample symmetry (scipy 'reflect'), any distance."""
-    period = 2 * n
-    i = i.remainder(period)
-    return torch.where(i >= n, period - 1 - i, i)
-
-
-def map_coordinates_linear(images: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor) -> torch.Tensor:
+def grid_sample_reflect(images: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor) -> torch.Tensor:
     """scipy ``map_coordinates(order=1, mode='reflect')`` of every channel at per-sample coordinates
-    ``cy``, ``cx`` (B x H x W float64, same grid for the channels)."""
-    b, c, h, w = images.shape
-    y0f, x0f = torch.floor(cy), torch.floor(cx)
-    wy, wx = (cy - y0f).to(images.dtype), (cx - x0f).to(images.dtype)
-    y0, x0 = y0f.long(), x0f.long()
-    ya, yb = _symmetric_index(y0, h), _symmetric_index(y0 + 1, h)
-    xa, xb = _symmetric_index(x0, w), _symmetric_index(x0 + 1, w)
-    flat = images.reshape(b, c, h * w)
-
-    def at(yi, xi):
-        idx = (yi * w + xi).reshape(b, 1, h * w).expand(-1, c, -1)
-        return flat.gather(2, idx).reshape(b, c, h, w)
-
-    wy, wx = wy[:, None], wx[:, None]
-    top = at(ya, xa) * (1 - wx) + at(ya, xb) * wx
-    bottom = at(yb, xa) * (1 - wx) + at(yb, xb) * wx
-    return top * (1 - wy) + bottom * wy
+    ``cy``, ``cx`` (B x H x W): ``grid_sample`` reflecting about the image edges (scipy's half-sample
+    symmetric 'reflect'), the same values up to float32 rounding of the grid."""
+    h, w = images.shape[-2:]
+    grid = torch.stack([(2 * cx + 1) / w - 1, (2 * cy + 1) / h - 1], -1).to(images.dtype)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
+                                           align_corners=False)
 
 
 @register_torch_corruption(
@@ -226,5 +207,5 @@ def elastic_transform(images: torch.Tensor, severity: int, seeds: torch.Tensor) 
     dx, dy = field[:, 0].double(), field[:, 1].double()
     yy = torch.arange(h, device=dev, dtype=torch.float64).view(1, h, 1)
     xx = torch.arange(w, device=dev, dtype=torch.float64).view(1, 1, w)
-    out = map_coordinates_linear(images / 255.0, yy + dy, xx + dx)
+    out = grid_sample_reflect(images / 255.0, yy + dy, xx + dx)
     return out.clamp_(0, 1) * 255
