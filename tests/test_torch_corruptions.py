@@ -93,7 +93,7 @@ def test_severity_outside_range_raises(severity):
 def test_deterministic_matches_reference(name, severity, crops):
     ref = get_corruption(name)
     outs = _torch_outputs(name, crops, severity, [11, 12, 13])
-    for image, out in zip(crops, outs):
+    for image, out in zip(crops, outs, strict=True):
         expected = ref(image, severity, 0)
         mad = np.abs(expected.astype(np.float64) - out.astype(np.float64)).mean()
         assert mad <= DETERMINISTIC[name], f"{name} s{severity}: mean abs diff {mad:.4f}"
@@ -105,16 +105,18 @@ def test_random_matches_reference_statistics(name, severity, crops):
     ref = get_corruption(name)
     seeds = [101, 202, 303]
     outs = _torch_outputs(name, crops, severity, seeds)
-    refs = [ref(image, severity, seed) for image, seed in zip(crops, seeds)]
-    psnr_ref = np.mean([_psnr(i, r) for i, r in zip(crops, refs)])
-    psnr_torch = np.mean([_psnr(i, o) for i, o in zip(crops, outs)])
+    refs = [ref(image, severity, seed) for image, seed in zip(crops, seeds, strict=True)]
+    psnr_ref = np.mean([_psnr(i, r) for i, r in zip(crops, refs, strict=True)])
+    psnr_torch = np.mean([_psnr(i, o) for i, o in zip(crops, outs, strict=True)])
     assert abs(psnr_ref - psnr_torch) <= RANDOM[name], f"PSNR ref {psnr_ref:.2f} torch {psnr_torch:.2f}"
     if name in NOISE:  # the per-channel spread of the noise, pooled over the images
-        diff_ref = np.concatenate([(r.astype(np.float64) - i).reshape(-1, 3) for i, r in zip(crops, refs)])
-        diff_torch = np.concatenate([(o.astype(np.float64) - i).reshape(-1, 3) for i, o in zip(crops, outs)])
+        def spread(outputs):
+            diffs = [(o.astype(np.float64) - i).reshape(-1, 3) for i, o in zip(crops, outputs, strict=True)]
+            return np.concatenate(diffs).std(0)
+
         # impulse noise flips only 3% of the values at severity 1: its spread is the noisiest estimate
         rtol = 0.12 if name == "impulse_noise" else 0.05
-        np.testing.assert_allclose(diff_torch.std(0), diff_ref.std(0), rtol=rtol, atol=0.5)
+        np.testing.assert_allclose(spread(outs), spread(refs), rtol=rtol, atol=0.5)
 
 
 @pytest.mark.parametrize("name", MINE)

@@ -42,7 +42,15 @@ def _pad_index(n: int, before: int, after: int, mode: str, device) -> torch.Tens
 def pad2d(x: torch.Tensor, ph: int, pw: int, mode: str) -> torch.Tensor:
     """Pad the last two axes by ``ph`` rows and ``pw`` columns on each side with ``mode``."""
     h, w = x.shape[-2:]
-    if ph:
+    if x.dim() == 4 and mode in ("replicate", "reflect101") and (mode == "replicate" or (ph < h and pw < w)):
+        return F.pad(x, (pw, pw, ph, ph), mode="replicate" if mode == "replicate" else "reflect")
+    if mode == "symmetric" and ph <= h and pw <= w:
+        if ph:
+            x = torch.cat([x[..., :ph, :].flip(-2), x, x[..., h - ph:, :].flip(-2)], dim=-2)
+        if pw:
+            x = torch.cat([x[..., :pw].flip(-1), x, x[..., w - pw:].flip(-1)], dim=-1)
+        return x
+    if ph:  # any pad size, any rank
         x = x.index_select(-2, _pad_index(h, ph, ph, mode, x.device))
     if pw:
         x = x.index_select(-1, _pad_index(w, pw, pw, mode, x.device))
@@ -133,7 +141,6 @@ def disk_kernel(radius: int, alias_blur: float) -> torch.Tensor:
     t = torch.arange(ksize, dtype=torch.float64) - (ksize - 1) / 2
     g = torch.exp(-(t ** 2) / (2 * alias_blur ** 2))
     g = (g / g.sum()).to(torch.float32)
-    r = ksize // 2
     out = _conv1d_axis(aliased[None, None], g, -2, "reflect101")
     out = _conv1d_axis(out, g, -1, "reflect101")
     return out[0, 0]

@@ -173,7 +173,8 @@ def pixelate(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.
     x = _pil_box_reduce_axis(x, small_h, -2)
     rows = torch.tensor(_pil_nearest_index(small_h, h), device=images.device)
     cols = torch.tensor(_pil_nearest_index(small_w, w), device=images.device)
-    return x.index_select(-2, rows).index_select(-1, cols)
+    flat = (rows[:, None] * small_w + cols[None, :]).reshape(-1)  # one gather: faster than two index_selects
+    return x.to(torch.float32).reshape(*x.shape[:2], -1)[:, :, flat].view(images.shape)
 
 
 # ----------------------------------------------------------------------------- elastic transform
