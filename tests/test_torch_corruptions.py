@@ -173,3 +173,19 @@ def test_elastic_resampling_matches_scipy_map_coordinates():
     out = grid_sample_reflect(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(cy)[None],
                               torch.from_numpy(cx)[None])[0].permute(1, 2, 0).numpy()
     assert np.abs(out - expected).max() < 1e-4
+
+
+def test_zoom_factors_are_numpy_arange():
+    """np.arange's values (start + j * ((start + step) - start)) decide the crop sizes of clipped_zoom."""
+    tables = [np.arange(1, 1.11, 0.01), np.arange(1, 1.16, 0.01), np.arange(1, 1.21, 0.02),
+              np.arange(1, 1.26, 0.02), np.arange(1, 1.31, 0.03)]
+    for severity, table in enumerate(tables, 1):
+        assert tblur._zoom_factors(severity) == list(table)
+
+
+@pytest.mark.parametrize("name", sorted(DETERMINISTIC))
+def test_deterministic_matches_reference_on_small_non_square(name, crops):
+    image = np.ascontiguousarray(crops[1][3:44, 2:59])  # 41 x 57
+    out = _torch_outputs(name, [image], 5, [1])[0]
+    mad = np.abs(get_corruption(name)(image, 5, 0).astype(np.float64) - out).mean()
+    assert mad <= DETERMINISTIC[name], f"{name}: mean abs diff {mad:.4f}"

@@ -210,8 +210,9 @@ _ZOOM = (
 
 def _zoom_factors(severity: int) -> list[float]:
     start, stop, step = _ZOOM[severity - 1]
-    n = int(math.ceil((stop - start) / step))  # as np.arange
-    return [start + j * step for j in range(n)]
+    n = int(math.ceil((stop - start) / step))
+    delta = (start + step) - start  # np.arange fills start + j * delta: 1.3000000000000003, not 1.2999999999999998
+    return [start + j * delta for j in range(n)]
 
 
 def _zoom_coords(n: int, z: float) -> torch.Tensor:
@@ -238,10 +239,11 @@ def clipped_zoom_batch(x: torch.Tensor, z: float) -> torch.Tensor:
 @register_torch_corruption("zoom_blur")
 def zoom_blur(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     zooms = _zoom_factors(severity)
-    x = images / 255.0
+    x = images / 255.0  # float32, as the reference
+    x64 = x.double()  # scipy interpolates in float64 and stores float32: so do we (flat areas stay exact)
     out = torch.zeros_like(x)
     for z in zooms:
-        out += clipped_zoom_batch(x, z)
+        out += clipped_zoom_batch(x64, z).to(torch.float32)
     return ((x + out) / (len(zooms) + 1)).clamp_(0, 1) * 255
 
 
