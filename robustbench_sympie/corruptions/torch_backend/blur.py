@@ -240,10 +240,9 @@ def clipped_zoom_batch(x: torch.Tensor, z: float) -> torch.Tensor:
 def zoom_blur(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     zooms = _zoom_factors(severity)
     x = images / 255.0  # float32, as the reference
-    x64 = x.double()  # scipy interpolates in float64 and stores float32: so do we (flat areas stay exact)
     out = torch.zeros_like(x)
     for z in zooms:
-        out += clipped_zoom_batch(x64, z).to(torch.float32)
+        out += clipped_zoom_batch(x, z)
     return ((x + out) / (len(zooms) + 1)).clamp_(0, 1) * 255
 
 
