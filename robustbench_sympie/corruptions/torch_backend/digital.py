@@ -137,7 +137,8 @@ def _pil_box_windows(in_size: int, out_size: int) -> tuple[list[int], list[int],
 
 
 def _pil_box_reduce_axis(x: torch.Tensor, out_size: int, dim: int) -> torch.Tensor:
-    """One Pillow 8-bit BOX resampling pass along ``dim`` of integer-valued float64 ``x`` (exact)."""
+    """One Pillow 8-bit BOX resampling pass along ``dim`` of integer-valued float32 ``x`` (exact: window sums
+    of at most 2^16 levels are exact in float32, the fixed-point products run in int64)."""
     n = x.shape[dim]
     starts, ends, weights = _pil_box_windows(n, out_size)
     cs = torch.cumsum(x, dim=dim)
@@ -146,9 +147,9 @@ def _pil_box_reduce_axis(x: torch.Tensor, out_size: int, dim: int) -> torch.Tens
     sums = cs.index_select(dim, torch.tensor(ends, device=dev)) - cs.index_select(dim, torch.tensor(starts, device=dev))
     shape = [1] * x.dim()
     shape[dim] = out_size
-    kk = torch.tensor(weights, dtype=torch.float64, device=dev).view(shape)
-    acc = sums * kk + float(1 << (_PRECISION_BITS - 1))  # < 2^53: exact in float64
-    return torch.floor(acc / float(1 << _PRECISION_BITS)).clamp_(0, 255)
+    kk = torch.tensor(weights, dtype=torch.int64, device=dev).view(shape)
+    acc = sums.to(torch.int64) * kk + (1 << (_PRECISION_BITS - 1))
+    return (acc >> _PRECISION_BITS).clamp_(0, 255).to(torch.float32)
 
 
 @functools.lru_cache(maxsize=64)
@@ -168,13 +169,13 @@ def pixelate(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.
     c = _PIXELATE[severity - 1]
     h, w = images.shape[-2:]
     small_w, small_h = int(w * c), int(h * c)
-    x = images.double().round()
+    x = images.round()
     x = _pil_box_reduce_axis(x, small_w, -1)  # Pillow: horizontal pass first, rounded to 8 bits
     x = _pil_box_reduce_axis(x, small_h, -2)
     rows = torch.tensor(_pil_nearest_index(small_h, h), device=images.device)
     cols = torch.tensor(_pil_nearest_index(small_w, w), device=images.device)
     flat = (rows[:, None] * small_w + cols[None, :]).reshape(-1)  # one gather: faster than two index_selects
-    return x.to(torch.float32).reshape(*x.shape[:2], -1)[:, :, flat].view(images.shape)
+    return x.reshape(*x.shape[:2], -1)[:, :, flat].view(images.shape)
 
 
 # ----------------------------------------------------------------------------- elastic transform
