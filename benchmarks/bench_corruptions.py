@@ -1,33 +1,133 @@
-"""On-the-fly corruption: images per second of the suite's data path (decode, resize, crop, corrupt)."""
+"""Corruption throughput, numpy reference vs batched torch backend, at severity 3 on a batch of 224 x 224 images.
+
+Per corruption: the reference renders the batch with per-image calls on one core (``cv2.setNumThreads(1)``);
+the torch backend renders it in one batched ``corrupt_batch`` call on the CPU, with one thread (like for like
+with the reference) and with torch's default threads, and, when available, on CUDA. Each case first times one
+cold call (the start-up cost: imports, JIT, caches, CUDA context and kernels), then runs ``WARMUP_ROUNDS``
+warm-up rounds and ``ROUNDS`` timed rounds; the reported images/s is the steady state (median round).
+Torch rows also give the speed-up over the reference's steady
+state when it ran in the same session. Missing torch versions and absent CUDA are skipped.
+
+``python -m pytest benchmarks/bench_corruptions.py --benchmark-only -q`` (``-k snow`` for one corruption;
+``BENCH_CORRUPTION_BATCH`` / ``BENCH_CORRUPTION_ROUNDS`` override 64 images / 5 rounds).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import math
+import os
+import time
+
+import numpy as np
 import pytest
-from conftest import median_seconds, record
+import torch
+from conftest import record
 
+from robustbench_sympie.corruptions import get_corruption, sample_seed
+from robustbench_sympie.corruptions.colour_warps import COLOUR_WARPS
 from robustbench_sympie.corruptions.imagenet_c import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
-from robustbench_sympie.datasets import Cell, create_dataset, demo_data_root
+from robustbench_sympie.datasets import demo_data_root
+from robustbench_sympie.imageio import Preprocess, load_rgb
 
-N_IMAGES = 8
-NAMES = list(BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS) + ["darken", "sunset", "night", "white_point"]
+SEVERITY = 3
+BATCH = int(os.environ.get("BENCH_CORRUPTION_BATCH", "64"))
+ROUNDS = int(os.environ.get("BENCH_CORRUPTION_ROUNDS", "5"))
+WARMUP_ROUNDS = 1
+NAMES = list(BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS + COLOUR_WARPS)
+BACKENDS = ("reference", "torch-cpu-1", "torch-cpu", "torch-cuda")
+CASES = [(name, backend) for name in NAMES for backend in BACKENDS]  # reference first, for the speed-up
+
+#: steady-state seconds per batch of the reference, by corruption (filled as the reference cases run)
+_REFERENCE_SECONDS: dict[str, float] = {}
+
+
+def _torch_corruptions() -> dict:
+    for module in ("noise", "blur", "weather", "digital", "colour_warps", "cbar"):
+        with contextlib.suppress(ImportError):  # not written yet
+            importlib.import_module(f"robustbench_sympie.corruptions.torch_backend.{module}")
+    from robustbench_sympie.corruptions.torch_backend import base
+
+    return base.TORCH_CORRUPTIONS
 
 
 @pytest.fixture(scope="module")
-def dataset():
-    return create_dataset("imagenet-c", data_root=demo_data_root(), corruptions=",".join(NAMES), severities=[3],
-                          limit=N_IMAGES)
+def images() -> np.ndarray:
+    """``BATCH x 224 x 224 x 3`` uint8: the demo images (repeated if there are fewer), ``Preprocess(256, 224)``."""
+    paths = sorted(demo_data_root().glob("*.JPEG"))
+    preprocess = Preprocess(256, 224)
+    loaded = [preprocess(load_rgb(p)) for p in paths[:BATCH]]
+    return np.stack([loaded[i % len(loaded)] for i in range(BATCH)])
 
 
-@pytest.fixture(scope="module")
-def clean_seconds(dataset) -> float:
-    cell = dataset.cell_dataset(Cell("clean", 0))
-    return median_seconds(lambda: [cell[i] for i in range(N_IMAGES)], repeats=3)
+def _seeds(name: str) -> list[int]:
+    return [sample_seed(f"bench-{i}", name, SEVERITY, 0) for i in range(BATCH)]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_corruption_throughput(benchmark, dataset, clean_seconds, name: str) -> None:
-    cell = dataset.cell_dataset(Cell(name, 3))
-    benchmark.pedantic(lambda: [cell[i] for i in range(N_IMAGES)], rounds=2, warmup_rounds=0)
-    seconds = benchmark.stats.stats.median
-    record(benchmark, f"{name} (severity 3)", N_IMAGES / seconds, "images/s per core", "time vs clean path",
-           seconds / clean_seconds)
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize(("name", "backend"), CASES, ids=[f"{n}-{b}" for n, b in CASES])
+def test_corruption_throughput(benchmark, images, name: str, backend: str) -> None:
+    seeds = _seeds(name)
+    if backend == "reference":
+        import cv2
+
+        corruption = get_corruption(name)
+        threads = cv2.getNumThreads()
+
+        def run() -> None:
+            for image, seed in zip(images, seeds, strict=True):
+                corruption(image, SEVERITY, seed)
+
+        cv2.setNumThreads(1)
+        try:
+            first = _timed(run)
+            benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+        finally:
+            cv2.setNumThreads(threads)
+        steady = benchmark.stats.stats.median
+        _REFERENCE_SECONDS[name] = steady
+        what, unit = f"{name} (severity {SEVERITY}), reference, per image", "images/s on 1 core"
+        ratio_name, ratio = f"first call {first:.3g} s, steady {steady:.3g} s per {BATCH}; start-up extra s", \
+            max(first - steady, 0.0)
+    else:
+        device = torch.device("cuda" if backend == "torch-cuda" else "cpu")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            pytest.skip("CUDA is not available")
+        registry = _torch_corruptions()
+        if name not in registry:
+            pytest.skip(f"no torch version of {name!r} yet")
+        from robustbench_sympie.corruptions.torch_backend.base import corrupt_batch
+
+        batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+        seed_tensor = torch.tensor(seeds, dtype=torch.int64)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+        def run() -> None:
+            corrupt_batch(registry[name], batch, SEVERITY, seed_tensor)
+            sync()
+
+        default_threads = torch.get_num_threads()
+        if backend == "torch-cpu-1":
+            torch.set_num_threads(1)
+        try:
+            threads = f"{torch.get_num_threads()} thread(s)" if device.type == "cpu" else torch.cuda.get_device_name()
+            sync()
+            first = _timed(run)
+            benchmark.pedantic(run, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+        finally:
+            torch.set_num_threads(default_threads)
+        steady = benchmark.stats.stats.median
+        what, unit = f"{name} (severity {SEVERITY}), torch {device.type}, batch {BATCH}", f"images/s ({threads})"
+        reference = _REFERENCE_SECONDS.get(name, math.nan)
+        ratio_name = (f"first call {first:.3g} s, steady {steady:.3g} s per {BATCH}; "
+                      "speed-up vs reference (1 core)")
+        ratio = reference / steady
+    benchmark.extra_info.update({"first_call_seconds": first, "steady_seconds_per_batch": steady, "batch": BATCH,
+                                 "rounds": ROUNDS, "warmup_rounds": WARMUP_ROUNDS, "backend": backend})
+    record(benchmark, what, BATCH / steady, unit, ratio_name, ratio)

@@ -1,0 +1,213 @@
+"""ImageNet-C digital and colour corruptions, batched: contrast, brightness, saturate, jpeg_compression,
+pixelate, elastic_transform.
+
+Same parameter tables and arithmetic as ``imagecorruptions``: float64 in [0, 1] like numpy, skimage's
+``rgb2hsv``/``hsv2rgb`` formulas, Pillow's BOX reduction in its 8-bit fixed point followed by its NEAREST
+enlargement (bit-exact), libjpeg through torchvision for JPEG, the reference elastic displacement field
+(uniform noise smoothed by a ``mode='reflect'`` gaussian) and ``map_coordinates(order=1, mode='reflect')``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from . import rng
+from .base import register_torch_corruption
+from .blur import gaussian_filter
+
+# ----------------------------------------------------------------------------- contrast
+
+_CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
+
+
+@register_torch_corruption("contrast")
+def contrast(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
+    c = _CONTRAST[severity - 1]
+    x = images.double() / 255.0
+    means = x.mean(dim=(-2, -1), keepdim=True)
+    return ((x - means) * c + means).clamp_(0, 1) * 255
+
+
+# ----------------------------------------------------------------------------- HSV (skimage formulas)
+
+
+def rgb2hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """skimage.color.rgb2hsv on B x 3 x H x W values in [0, 1] (channel axis 1)."""
+    r, g, b = rgb.unbind(1)
+    v = rgb.amax(1)
+    delta = v - rgb.amin(1)
+    zero = delta == 0
+    safe = torch.where(zero, torch.ones_like(delta), delta)
+    s = torch.where(zero, torch.zeros_like(v), delta / torch.where(v == 0, torch.ones_like(v), v))
+    # later assignments win in skimage: blue max over green max over red max
+    h = (g - b) / safe
+    h = torch.where(g == v, 2.0 + (b - r) / safe, h)
+    h = torch.where(b == v, 4.0 + (r - g) / safe, h)
+    h = torch.remainder(h / 6.0, 1.0)
+    h = torch.where(zero, torch.zeros_like(h), h)
+    return torch.stack([h, s, v], 1)
+
+
+def hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """skimage.color.hsv2rgb on B x 3 x H x W (channel axis 1)."""
+    h, s, v = hsv.unbind(1)
+    hi = torch.floor(h * 6)
+    f = h * 6 - hi
+    p = v * (1 - s)
+    q = v * (1 - f * s)
+    t = v * (1 - (1 - f) * s)
+    hi = hi.to(torch.int64).remainder(6)  # (uint8 cast of values in 0..6) % 6
+    # the sector table of skimage's np.choose, as where-chains (no 6-fold stack in memory)
+    table = ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))
+    channels = []
+    for ch in range(3):
+        out = table[5][ch]
+        for sector in range(4, -1, -1):
+            out = torch.where(hi == sector, table[sector][ch], out)
+        channels.append(out)
+    return torch.stack(channels, 1)
+
+
+_BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
+_SATURATE = ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2))
+
+
+@register_torch_corruption("brightness")
+def brightness(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
+    c = _BRIGHTNESS[severity - 1]
+    hsv = rgb2hsv(images.double() / 255.0)
+    hsv[:, 2] = (hsv[:, 2] + c).clamp_(0, 1)
+    return hsv2rgb(hsv).clamp_(0, 1) * 255
+
+
+@register_torch_corruption("saturate")
+def saturate(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
+    scale, shift = _SATURATE[severity - 1]
+    hsv = rgb2hsv(images.double() / 255.0)
+    hsv[:, 1] = (hsv[:, 1] * scale + shift).clamp_(0, 1)
+    return hsv2rgb(hsv).clamp_(0, 1) * 255
+
+
+# ----------------------------------------------------------------------------- JPEG
+
+_JPEG = (25, 18, 15, 10, 7)
+
+
+@register_torch_corruption(
+    "jpeg_compression",
+    note="libjpeg through torchvision.io encode_jpeg/decode_jpeg (on CPU) instead of Pillow's save/open "
+         "at the same quality; both use 4:2:0 chroma subsampling and libjpeg(-turbo) tables, so outputs "
+         "are (near-)identical but not guaranteed bit-exact across library builds.")
+def jpeg_compression(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    quality = _JPEG[severity - 1]
+    batch = images.round().clamp_(0, 255).to(torch.uint8).cpu()
+    encoded = encode_jpeg(list(batch.unbind(0)), quality=quality)
+    decoded = decode_jpeg(encoded)
+    return torch.stack(decoded).to(device=images.device, dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------- pixelate (Pillow, bit-exact)
+
+_PIXELATE = (0.6, 0.5, 0.4, 0.3, 0.25)
+_PRECISION_BITS = 32 - 8 - 2  # Pillow's Resample.c
+
+
+@functools.lru_cache(maxsize=64)
+def _pil_box_windows(in_size: int, out_size: int) -> tuple[list[int], list[int], list[int]]:
+    """Pillow's BOX ``precompute_coeffs``: per output pixel the window [start, end) of input pixels with
+    weight 1 and the fixed-point weight of each (normalised 1/n, rounded to PRECISION_BITS)."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    ss = 1.0 / filterscale
+    starts, ends, weights = [], [], []
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        ones = [x for x in range(xmin, xmax) if -0.5 < (x - center + 0.5) * ss <= 0.5]
+        starts.append(ones[0])
+        ends.append(ones[-1] + 1)
+        weights.append(int(0.5 + (1.0 / len(ones)) * (1 << _PRECISION_BITS)))
+    return starts, ends, weights
+
+
+def _pil_box_reduce_axis(x: torch.Tensor, out_size: int, dim: int) -> torch.Tensor:
+    """One Pillow 8-bit BOX resampling pass along ``dim`` of integer-valued float32 ``x`` (exact: window sums
+    of at most 2^16 levels are exact in float32, the fixed-point products run in int64)."""
+    n = x.shape[dim]
+    starts, ends, weights = _pil_box_windows(n, out_size)
+    cs = torch.cumsum(x, dim=dim)
+    cs = torch.cat([torch.zeros_like(cs.narrow(dim, 0, 1)), cs], dim=dim)
+    dev = x.device
+    sums = cs.index_select(dim, torch.tensor(ends, device=dev)) - cs.index_select(dim, torch.tensor(starts, device=dev))
+    shape = [1] * x.dim()
+    shape[dim] = out_size
+    kk = torch.tensor(weights, dtype=torch.int64, device=dev).view(shape)
+    acc = sums.to(torch.int64) * kk + (1 << (_PRECISION_BITS - 1))
+    return (acc >> _PRECISION_BITS).clamp_(0, 255).to(torch.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _pil_nearest_index(in_size: int, out_size: int) -> list[int]:
+    """Pillow's NEAREST resize source indices (ImagingScaleAffine: accumulated double coordinate)."""
+    step = in_size / out_size
+    xo = step * 0.5
+    out = []
+    for _ in range(out_size):
+        out.append(min(int(xo) if xo >= 0 else -1, in_size - 1))
+        xo += step
+    return out
+
+
+@register_torch_corruption("pixelate")
+def pixelate(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
+    c = _PIXELATE[severity - 1]
+    h, w = images.shape[-2:]
+    small_w, small_h = int(w * c), int(h * c)
+    x = images.round()
+    x = _pil_box_reduce_axis(x, small_w, -1)  # Pillow: horizontal pass first, rounded to 8 bits
+    x = _pil_box_reduce_axis(x, small_h, -2)
+    rows = torch.tensor(_pil_nearest_index(small_h, h), device=images.device)
+    cols = torch.tensor(_pil_nearest_index(small_w, w), device=images.device)
+    flat = (rows[:, None] * small_w + cols[None, :]).reshape(-1)  # one gather: faster than two index_selects
+    return x.reshape(*x.shape[:2], -1)[:, :, flat].view(images.shape)
+
+
+# ----------------------------------------------------------------------------- elastic transform
+
+_ELASTIC_ALPHA = (250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12)
+
+
+def grid_sample_reflect(images: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor) -> torch.Tensor:
+    """scipy ``map_coordinates(order=1, mode='reflect')`` of every channel at per-sample coordinates
+    ``cy``, ``cx`` (B x H x W): ``grid_sample`` reflecting about the image edges (scipy's half-sample
+    symmetric 'reflect'), the same values up to float32 rounding of the grid."""
+    h, w = images.shape[-2:]
+    grid = torch.stack([(2 * cx + 1) / w - 1, (2 * cy + 1) / h - 1], -1).to(images.dtype)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
+                                           align_corners=False)
+
+
+@register_torch_corruption(
+    "elastic_transform",
+    note="displacement noise drawn from the per-sample streams (numpy's uniform draws differ); the same "
+         "uniform(-0.005 H, 0.005 H) fields, gaussian(sigma = 0.01 * (H, W), mode='reflect', truncate=3) "
+         "smoothing, alpha table and bilinear 'reflect' resampling as the reference.")
+def elastic_transform(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
+    alpha = _ELASTIC_ALPHA[severity - 1]
+    b, c, h, w = images.shape
+    dev = images.device
+    max_d = h * 0.005
+    sigma = (h * 0.01, w * 0.01)
+    noise = rng.uniform(seeds, (2, h, w), stream=1, device=dev, dtype=torch.float64) * (2 * max_d) - max_d
+    field = (gaussian_filter(noise, sigma, "symmetric", truncate=3.0) * alpha).to(torch.float32)
+    dx, dy = field[:, 0].double(), field[:, 1].double()
+    yy = torch.arange(h, device=dev, dtype=torch.float64).view(1, h, 1)
+    xx = torch.arange(w, device=dev, dtype=torch.float64).view(1, 1, w)
+    out = grid_sample_reflect(images / 255.0, yy + dy, xx + dx)
+    return out.clamp_(0, 1) * 255
