@@ -32,9 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parents[1]  # for default paths only; the package is imported as installed
 
 DIFF_TARGET_POINTS = 2.0  # per cell
 MEAN_DIFF_TARGET_POINTS = 0.5  # mean over cells

@@ -24,8 +24,11 @@ def create_dataset(name: str, **kwargs: Any) -> EvalDataset:
     """Build the evaluation dataset registered as ``name``."""
     dataset = DATASETS.create(name, **kwargs)
     if not isinstance(dataset, EvalDataset):
+        missing = [m for m in ("name", "n_images", *(n for n in vars(EvalDataset) if not n.startswith("_")))
+                   if not hasattr(dataset, m)]
         raise TypeError(f"dataset factory {name!r} returned {type(dataset).__name__}, which does not implement "
-                        "EvalDataset (name, n_images, cells, cell_dataset, provenance, breakdown, logit_mask)")
+                        f"EvalDataset: it lacks {', '.join(dict.fromkeys(missing))} (subclass GridDatasetMixin for "
+                        "the optional parts)")
     return dataset
 
 

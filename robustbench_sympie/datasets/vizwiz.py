@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from ..corruptions import SEVERITIES
 from ..errors import DataError
 from ..imageio import Preprocess, evenly_spaced, load_rgb
-from .base import Cell, ImageCellDataset, collate_samples
+from .base import Cell, GridDatasetMixin, ImageCellDataset, collate_samples
 from .imagenet_c import require_reference
 from .registry import register_dataset
 
@@ -173,7 +173,7 @@ class VizWizCell(ImageCellDataset):
 
 
 @dataclass
-class VizWiz:
+class VizWiz(GridDatasetMixin):
     """VizWiz-Classification: cells ``all`` and ``flag_<FLAG>`` (severity 0) over the labelled images."""
 
     images: list[VizWizImage]

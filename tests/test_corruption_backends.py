@@ -1,0 +1,88 @@
+"""The torch corruption backend in the runner: batch invariance, provenance, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robustbench_sympie.corruptions import register_corruption
+from robustbench_sympie.corruptions.backends import DeviceCorruption, resolve_backend
+from robustbench_sympie.datasets import Cell, collate_samples, create_dataset
+from robustbench_sympie.errors import SuiteError
+from robustbench_sympie.records import load_records
+from robustbench_sympie.runner import SuiteConfig, run_suite
+
+
+def _config(root: Path, out: Path, **overrides) -> SuiteConfig:
+    settings = dict(enhancers=["identity"], models=["tiny_test_model"], data_root=root,
+                    corruptions="clean,gaussian_noise,contrast", severities=[3], batch_size=4, workers=0,
+                    device="cpu", out=out, progress=False, corruption_backend="torch")
+    return SuiteConfig(**{**settings, **overrides})
+
+
+def test_auto_backend_is_torch_on_cuda_and_reference_elsewhere():
+    assert resolve_backend("auto", torch.device("cuda")) == "torch"
+    assert resolve_backend("auto", torch.device("cpu")) == "reference"
+    with pytest.raises(SuiteError, match="expected one of auto, reference, torch"):
+        resolve_backend("gpu", torch.device("cpu"))
+
+
+def test_device_corruption_pixels_do_not_depend_on_the_batch(few_images: Path):
+    dataset = create_dataset("imagenet-c", data_root=few_images, corruptions="shot_noise", severities=[3],
+                             corruption_backend="torch")
+    cell = Cell("shot_noise", 3)
+    clean = collate_samples([dataset.cell_dataset(cell)[i] for i in range(len(dataset.records))])
+    corrupt = dataset.device_corruption(cell)
+    assert isinstance(corrupt, DeviceCorruption)
+    whole = corrupt(clean.images, clean.image_ids)
+    for i in range(len(clean.image_ids)):
+        alone = corrupt(clean.images[i:i + 1], clean.image_ids[i:i + 1])
+        assert torch.equal(alone[0], whole[i])
+    assert not torch.equal(whole, clean.images)
+
+
+def test_torch_backend_results_do_not_depend_on_batch_size_or_workers(few_images: Path, tmp_path: Path):
+    a = run_suite(_config(few_images, tmp_path / "a", batch_size=2))
+    b = run_suite(_config(few_images, tmp_path / "b", batch_size=5, workers=1))
+    key = ["corruption", "severity"]
+    counts = ["n", "n_correct_top1", "n_correct_top5"]
+    assert a.sort_values(key)[counts].reset_index(drop=True).equals(b.sort_values(key)[counts].reset_index(drop=True))
+    ra, rb = (load_records(tmp_path / x).sort_values(["corruption", "image_id"]) for x in "ab")
+    assert np.array_equal(ra[["top1", "top2", "top3"]].to_numpy(), rb[["top1", "top2", "top3"]].to_numpy())
+    assert set(a["corruption_backend"]) == {"torch"}
+
+
+def test_backend_is_in_provenance_and_config_hash(few_images: Path, tmp_path: Path):
+    torch_rows = run_suite(_config(few_images, tmp_path / "t", corruptions="clean"))
+    reference = run_suite(_config(few_images, tmp_path / "r", corruptions="clean", corruption_backend="reference"))
+    assert set(reference["corruption_backend"]) == {"reference"}
+    assert set(torch_rows["config_hash"]).isdisjoint(set(reference["config_hash"]))
+    # clean pixels are the same with both backends
+    assert torch_rows["n_correct_top1"].tolist() == reference["n_correct_top1"].tolist()
+    with pytest.raises(Exception, match="config"):  # a second backend in the same --out is refused, not mixed
+        run_suite(_config(few_images, tmp_path / "t", corruptions="clean", corruption_backend="reference"))
+
+
+def test_corruption_without_torch_version_names_the_reference_backend(few_images: Path):
+    @register_corruption("test_reference_only", family="test")
+    def reference_only(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+        return image
+
+    with pytest.raises(SuiteError, match="test_reference_only have no torch implementation: use "
+                                         "--corruption-backend reference"):
+        create_dataset("imagenet-c", data_root=few_images, corruptions="test_reference_only",
+                       corruption_backend="torch")
+
+
+def test_mixed_and_rendered_sets_refuse_the_torch_backend(few_images: Path):
+    with pytest.raises(SuiteError, match="ImageNet-C-Mixed"):
+        create_dataset("imagenet-c-mixed", data_root=few_images, corruption_backend="torch")
+
+
+def test_results_csv_records_the_backend(few_images: Path, tmp_path: Path):
+    run_suite(_config(few_images, tmp_path / "x", corruptions="clean"))
+    assert set(pd.read_csv(tmp_path / "x" / "results.csv")["corruption_backend"]) == {"torch"}
