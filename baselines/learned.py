@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbench_sympie.errors import DataError
-from robustbench_sympie.safe_load import safe_torch_load
+from robustbench_sympie.errors import DataError, WeightsFormatError, WeightsNotFoundError
+from robustbench_sympie.weights_hub import load_state_dict
 
 from ._base import BaselineEnhancer
 from .ffdnet import estimate_sigma_haar
@@ -34,7 +34,7 @@ from .ffdnet import estimate_sigma_haar
 WRAPPER_KEYS: tuple[str, ...] = ("params", "params_ema", "state_dict", "model")
 
 
-class WeightsError(ValueError):
+class WeightsError(WeightsFormatError):
     """A weights file that cannot be read or does not match the architecture."""
 
 
@@ -101,9 +101,9 @@ class LearnedDenoiser(BaselineEnhancer):
         """Load a local weights file strictly into :attr:`network` (:class:`WeightsError` when it does not fit)."""
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"{self.name}: weights file {str(path)!r} not found; {self.weights_hint()}")
+            raise WeightsNotFoundError(f"{self.name}: weights file {str(path)!r} not found; {self.weights_hint()}")
         try:
-            checkpoint = safe_torch_load(path, what=f"enhancer {self.name!r}")
+            checkpoint = load_state_dict(path, what=f"enhancer {self.name!r}")
             state = self.convert_state_dict(unwrap_state_dict(checkpoint))
         except DataError as exc:  # not a plain state dict: the message says how to convert a trusted file
             raise WeightsError(f"{self.name}: {exc}") from None

@@ -25,6 +25,7 @@ from robustbench_sympie.enhancers.sympie_weights import (
     load_nem_state_dict,
     save_nem_weights,
 )
+from robustbench_sympie.errors import WeightsFormatError
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -213,11 +214,11 @@ def test_fp16_save_loads_back_close(tmp_path: Path, released_checkpoint: tuple[P
 # -- named weights entries ---------------------------------------------------------------------------------
 def test_offline_download_error_names_cache_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROBUSTBENCH_SYMPIE_OFFLINE", "1")
-    monkeypatch.setenv("ROBUSTBENCH_SYMPIE_CACHE", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # the one weights cache: $TORCH_HOME/hub/checkpoints
     with pytest.raises(WeightsNotFoundError) as info:
         Sympie(downstream_model="resnet50")
     message = str(info.value)
-    assert str(tmp_path / "sympie.pth") in message and "10930713" in message and "--enhancer-weights" in message
+    assert str(tmp_path / "hub" / "checkpoints" / "sympie.pth") in message and "zenodo.org" in message and "10930713" in message and "--enhancer-weights" in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
@@ -225,8 +226,9 @@ def test_cached_released_entry_is_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, released_checkpoint: tuple[Path, _RefNEM]
 ) -> None:
     monkeypatch.setenv("ROBUSTBENCH_SYMPIE_OFFLINE", "1")
-    monkeypatch.setenv("ROBUSTBENCH_SYMPIE_CACHE", str(tmp_path))
-    (tmp_path / "sympie.pth").write_bytes(released_checkpoint[0].read_bytes())
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "sympie.pth").write_bytes(released_checkpoint[0].read_bytes())
     enhancer = Sympie(downstream_model="resnet50")
     assert enhancer.has_weights and "RESNET50_V2_RELEASED" in enhancer.weights_description
     assert Sympie(weights="RESNET50_V2_RELEASED").has_weights
@@ -234,16 +236,17 @@ def test_cached_released_entry_is_used(
 
 def test_download_is_atomic_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ROBUSTBENCH_SYMPIE_OFFLINE", raising=False)
-    monkeypatch.setenv("ROBUSTBENCH_SYMPIE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     source = tmp_path / "remote.pth"
     source.write_bytes(b"weights")
     sha = hashlib.sha256(b"weights").hexdigest()
     entry = sympie_weights.SympieWeightsEntry("LOCAL", "resnet50", source.as_uri(), "local.pth", sha256=sha)
     assert entry.resolve().read_bytes() == b"weights"
     bad = sympie_weights.SympieWeightsEntry("BAD", "resnet50", source.as_uri(), "bad.pth", sha256="0" * 64)
-    with pytest.raises(WeightsNotFoundError, match="sha256 mismatch"):
+    with pytest.raises(WeightsFormatError, match="SHA-256"):
         bad.resolve()
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["local.pth"]  # no partial file left
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    assert sorted(p.name for p in cache.iterdir()) == ["local.pth"]  # no partial or mismatched file left
 
 
 def test_missing_packaged_default_falls_back_with_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

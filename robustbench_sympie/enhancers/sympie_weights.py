@@ -1,9 +1,9 @@
 """Named SyMPIE weights (in the spirit of torchvision's weights enums), fetching, loading and saving.
 
-Two kinds of entries exist: *downloadable* ones (a URL; the file is cached under
-``$ROBUSTBENCH_SYMPIE_CACHE`` or ``~/.cache/robustbench_sympie/weights/``) and *packaged* ones (a file
-shipped in ``robustbench_sympie/weights/``). Files hold the NEM state dict with the released key layout
-(``backbone.*``, ``out.*``), as ``.pth``/``.pt`` or ``.safetensors``.
+Two kinds of entries exist: *downloadable* ones (a URL; fetched and cached by :mod:`..weights_hub`, in torch.hub's
+checkpoint folder like every other weights file of the suite) and *packaged* ones (a file shipped in
+``robustbench_sympie/weights/``). Files hold the NEM state dict with the released key layout (``backbone.*``,
+``out.*``), as ``.pth``/``.pt`` or ``.safetensors``. :class:`SympieWeights` is the enum of the named entries.
 """
 
 from __future__ import annotations
@@ -11,40 +11,36 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any
+from typing import Any
 
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_atomic
 from ..errors import DataError, WeightsNotFoundError
 from ..provenance import git_commit
-from ..safe_load import safe_torch_load
+from ..weights_hub import OFFLINE_ENV, WeightsFile, load_state_dict
 from .sympie_arch import SympieNEM
 
 __all__ = [
-    "CACHE_ENV",
     "EFFICIENTNET_LITE0_SAMPLE",
     "OFFLINE_ENV",
     "RESNET50_V2_RELEASED",
     "SYMPIE_WEIGHTS",
     "DataError",
+    "SympieWeights",
     "SympieWeightsEntry",
     "WeightsNotFoundError",
-    "cache_dir",
     "default_weights_for",
     "find_entry",
     "load_nem_state_dict",
     "save_nem_weights",
 ]
 
-CACHE_ENV = "ROBUSTBENCH_SYMPIE_CACHE"
-OFFLINE_ENV = "ROBUSTBENCH_SYMPIE_OFFLINE"
 #: directory of the weights shipped with the package (looked up at call time, so tests can redirect it)
 PACKAGED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -69,45 +65,28 @@ class SympieWeightsEntry:
     def __post_init__(self) -> None:
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))  # read-only, like the other fields
 
+    @property
+    def file(self) -> WeightsFile:
+        """The weights file behind this entry (packaged in this package, or downloaded to the one cache)."""
+        return WeightsFile(self.filename, self.url, self.sha256, PACKAGED_DIR if self.packaged else None,
+                           dict(self.meta))
+
     def local_path(self) -> Path:
         """Where the file is (packaged entries) or is cached (downloadable entries)."""
-        return (PACKAGED_DIR if self.packaged else cache_dir()) / self.filename
+        return self.file.path
 
     def is_available(self) -> bool:
         """True when the file is on disk now (downloadable entries may still be fetched by :meth:`resolve`)."""
-        return self.local_path().is_file()
+        return self.file.is_available()
 
     def resolve(self) -> Path:
         """The local file, downloaded first if needed; :class:`WeightsNotFoundError` if that is impossible."""
-        path = self.local_path()
-        if path.is_file():
-            return path
-        if self.packaged or self.url is None:
-            raise WeightsNotFoundError(
-                f"SyMPIE weights {self.name} (for {self.downstream_model!r}) are not available: {path} is missing. "
-                "Train them (see the training recipe) or pass --enhancer-weights PATH."
-            )
-        if _is_offline():
-            reason = f"{OFFLINE_ENV} is set"
-        else:
-            try:
-                _download(self.url, path, sha256=self.sha256)
-                return path
-            except Exception as exc:  # urllib raises a zoo of types; all mean "not downloadable now"
-                reason = f"download failed: {type(exc).__name__}: {exc}"
-        raise WeightsNotFoundError(self._missing_message(path, reason)) from None
-
-    def _missing_message(self, path: Path, reason: str) -> str:
         record = self.meta.get("zenodo_record")
-        source = f"{self.url} (Zenodo record {record}, https://zenodo.org/records/{record})" if record else self.url
-        return (
-            f"SyMPIE weights {self.name} (NEM trained for {self.downstream_model!r}) are not in the cache and "
-            f"could not be downloaded ({reason}).\n"
-            f"  expected at: {path}\n"
-            f"  source:      {source}\n"
-            f"Download that file on a machine with internet access and place it at the path above "
-            f"(${CACHE_ENV} selects another cache directory), or pass --enhancer-weights PATH to use a file elsewhere."
-        )
+        source = f" (Zenodo record {record}, https://zenodo.org/records/{record})" if record else ""
+        return self.file.fetch(what=f"SyMPIE {self.name} (NEM trained for {self.downstream_model!r}){source}",
+                               how_else="pass --enhancer-weights PATH (sympie:weights=PATH) to use a file elsewhere"
+                               if not self.packaged else "train them (see the training recipe) or pass "
+                               "--enhancer-weights PATH")
 
 
 RESNET50_V2_RELEASED = SympieWeightsEntry(
@@ -131,10 +110,15 @@ EFFICIENTNET_LITE0_SAMPLE = SympieWeightsEntry(
     meta={"description": "NEM trained by this project for EfficientNet-Lite0 (see the sidecar .json)"},
 )
 
+class SympieWeights(Enum):
+    """The named SyMPIE weights, as torchvision's weights enums: each member's value carries its metadata."""
+
+    RESNET50_V2_RELEASED = RESNET50_V2_RELEASED
+    EFFICIENTNET_LITE0_SAMPLE = EFFICIENTNET_LITE0_SAMPLE
+
+
 #: all named entries, by name
-SYMPIE_WEIGHTS: dict[str, SympieWeightsEntry] = {
-    entry.name: entry for entry in (RESNET50_V2_RELEASED, EFFICIENTNET_LITE0_SAMPLE)
-}
+SYMPIE_WEIGHTS: dict[str, SympieWeightsEntry] = {member.name: member.value for member in SympieWeights}
 
 
 def find_entry(name: str) -> SympieWeightsEntry | None:
@@ -150,67 +134,9 @@ def default_weights_for(downstream_model: str | None) -> SympieWeightsEntry | No
     return next((e for e in SYMPIE_WEIGHTS.values() if e.downstream_model == wanted), None)
 
 
-def cache_dir() -> Path:
-    """Directory of downloaded weights: ``$ROBUSTBENCH_SYMPIE_CACHE`` or ``~/.cache/robustbench_sympie/weights``."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "robustbench_sympie" / "weights"
-
-
-def _is_offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}
-
-
-# ------------------------------------------------------------------------------------------------
-# Download and atomic writes
-# ------------------------------------------------------------------------------------------------
-@contextmanager
-def _atomic_output(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``path`` only when the block completes (temp file + rename)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        yield handle
-
-
-def _progress(total: int | None, desc: str) -> Callable[[int], object]:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return lambda n: None
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc).update
-
-
-def _download(url: str, path: Path, *, sha256: str | None = None, timeout: float = 60.0) -> None:
-    """Download ``url`` to ``path`` atomically, checking ``sha256`` when given."""
-    digest = hashlib.sha256()
-    with _atomic_output(path) as out, urllib.request.urlopen(url, timeout=timeout) as response:
-        length = response.headers.get("Content-Length")
-        update = _progress(int(length) if length else None, path.name)
-        while chunk := response.read(1 << 20):
-            out.write(chunk)
-            digest.update(chunk)
-            update(len(chunk))
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
-            raise OSError(f"sha256 mismatch for {url}: got {digest.hexdigest()}, expected {sha256}")
-
-
 # ------------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------------
-def _read_state_file(path: Path) -> Any:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        return safe_torch_load(path, what="SyMPIE (a NEM state dict)")
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(
-            f"Could not read SyMPIE weights from {path}: {type(exc).__name__}: {exc}. Expected a NEM state dict "
-            "saved with torch.save (tensors only) or a .safetensors file."
-        ) from None
-
-
 def _unwrap_state_dict(state: Any, path: Path) -> dict[str, torch.Tensor]:
     """Find the NEM state dict in ``state`` (plain, or under state_dict/model/colm) and strip prefixes."""
     for key in ("state_dict", "model", "colm"):
@@ -258,7 +184,7 @@ def load_nem_state_dict(path: str | os.PathLike, nem: SympieNEM | None = None) -
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"SyMPIE weights file not found: {path}")
-    state = _unwrap_state_dict(_read_state_file(path), path)
+    state = _unwrap_state_dict(load_state_dict(path, what="SyMPIE (a NEM state dict)"), path)
     _check_keys(state, path)
     if nem is not None:
         nem.load_state_dict(state, strict=False)  # keys were checked above; only counters may be absent
@@ -288,15 +214,13 @@ def save_nem_weights(
     info.setdefault("git_commit", None)
     info["git_commit"] = info["git_commit"] or git_commit() or None
     info.update(format="sympie-nem", dtype="float16" if half else "float32")
-    with _atomic_output(path) as out:
+    with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
-            from safetensors.torch import save
+            from safetensors.torch import save_file
 
-            out.write(save(state, metadata={"sympie": json.dumps(info, default=str)}))
+            save_file(state, str(tmp), metadata={"sympie": json.dumps(info, default=str)})
         else:
-            torch.save(state, out)
+            torch.save(state, tmp)
     info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    sidecar = path.with_name(path.name + ".json")
-    with _atomic_output(sidecar) as out:
-        out.write((json.dumps(info, indent=2, default=str) + "\n").encode())
+    write_atomic(path.with_name(path.name + ".json"), json.dumps(info, indent=2, default=str) + "\n")
     return path

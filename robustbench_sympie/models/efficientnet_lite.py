@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 
 from ..errors import WeightsNotFoundError
+from ..weights_hub import load_state_dict
 from .base import Classifier
 from .registry import MODELS
 from .state_dict_check import load_state_dict_checked
-from .weights_files import load_state_dict_file
 
 #: TF-Lite EfficientNet input statistics, on the [0, 1] scale
 LITE_MEAN: tuple[float, float, float] = (127.0 / 255.0,) * 3
@@ -62,7 +62,7 @@ def build_efficientnet_lite(name: str, weights: str | os.PathLike | None = None)
         path = Path(weights)
     # image_size=None selects TF-style 'SAME' padding computed per input, right for any resolution
     net = EfficientNet.from_name(name.replace("_", "-"), image_size=None)
-    load_state_dict_checked(net, load_state_dict_file(path, what=f"model {name!r}"), path=path, what=f"model {name!r}")
+    load_state_dict_checked(net, load_state_dict(path, what=f"model {name!r}"), path=path, what=f"model {name!r}")
     return Classifier(net, name=name, mean=LITE_MEAN, std=LITE_STD, weights=str(path.name))
 
 

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 
 from ..errors import WeightsNotFoundError
+from ..weights_hub import WeightsFile, load_state_dict
 from .base import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from .registry import MODELS
 from .state_dict_check import load_state_dict_checked
-from .weights_files import fetch_torch_hub_checkpoint, load_state_dict_file
 
 
 def _resolve_enum(name: str, weights: str):
@@ -42,13 +42,12 @@ def build_torchvision_model(name: str, weights: str | os.PathLike | None = None)
     weights = "DEFAULT" if weights is None else weights
     if isinstance(weights, os.PathLike) or Path(str(weights)).suffix in {".pth", ".pt", ".safetensors"}:
         net = tvm.get_model(name, weights=None)
-        load_state_dict_checked(net, load_state_dict_file(weights, what=f"model {name!r}"), path=weights,
+        load_state_dict_checked(net, load_state_dict(weights, what=f"model {name!r}"), path=weights,
                                 what=f"model {name!r}")
         return Classifier(net, name=name, mean=IMAGENET_MEAN, std=IMAGENET_STD, weights=str(weights))
 
     entry = _resolve_enum(name, str(weights))
-    fetch_torch_hub_checkpoint(  # torchvision then loads the cached file itself
-        entry.url,
+    WeightsFile.from_url(entry.url).fetch(  # torchvision then loads the cached file itself
         what=f"model {name!r} ({entry})",
         how_else=f"pass --weights /path/to/{os.path.basename(entry.url)} (create_model({name!r}, weights=PATH))",
     )
