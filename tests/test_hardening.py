@@ -54,20 +54,22 @@ def test_two_concurrent_runs_on_one_out_keep_both_runs_rows(tmp_path: Path):
 # 3. atomic writes keep the user's umask
 # ---------------------------------------------------------------------------------------------------------------
 def test_atomic_writers_respect_the_umask(tmp_path: Path):
-    from robustbench_sympie.enhancers.sympie_weights import _atomic_output
+    from robustbench_sympie.atomic import write_atomic
+    from robustbench_sympie.enhancers.sympie_arch import SympieNEM
+    from robustbench_sympie.enhancers.sympie_weights import save_nem_weights
     from robustbench_sympie.results import RESULT_COLUMNS, write_results_atomic
-    from robustbench_sympie.training.loop import _atomic_torch_save
+    from robustbench_sympie.training.checkpoint import _atomic_torch_save
 
     old = os.umask(0o022)
     try:
         write_results_atomic(pd.DataFrame(columns=list(RESULT_COLUMNS)), tmp_path / "results.csv")
-        with _atomic_output(tmp_path / "weights.bin") as handle:
-            handle.write(b"x")
+        write_atomic(tmp_path / "weights.bin", b"x")
+        save_nem_weights(SympieNEM(), tmp_path / "nem.safetensors", {})
         _atomic_torch_save({"a": torch.zeros(1)}, tmp_path / "last.pt")
         (tmp_path / "plain.txt").write_text("x")
     finally:
         os.umask(old)
-    for name in ("results.csv", "weights.bin", "last.pt", "plain.txt"):
+    for name in ("results.csv", "weights.bin", "nem.safetensors", "nem.safetensors.json", "last.pt", "plain.txt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
 
 
@@ -260,7 +262,7 @@ def test_pickled_weights_file_is_one_line_without_torch_advice(flag: str, pickle
 
 
 def test_every_weights_loader_refuses_pickles_the_same_way(pickled_file: Path):
-    from robustbench_sympie.training.loop import TrainingConfigError, load_checkpoint
+    from robustbench_sympie.training.checkpoint import TrainingConfigError, load_checkpoint
 
     with pytest.raises(TrainingConfigError) as info:
         load_checkpoint(pickled_file, {})

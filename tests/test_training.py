@@ -13,8 +13,9 @@ import torch
 from robustbench_sympie.datasets import demo_data_root
 from robustbench_sympie.enhancers.sympie import Sympie
 from robustbench_sympie.imageio import Preprocess, scan_image_folder
+from robustbench_sympie.training import TrainConfig, train
 from robustbench_sympie.training.data import CorruptedTrainingSet, RandomCrop, StreamSampler, build_held_out
-from robustbench_sympie.training.loop import TrainConfig, clamp_norms, ema_update, train
+from robustbench_sympie.training.step import clamp_norms, ema_update
 
 CROP, RESIZE = 80, 92  # small images keep the CPU runs short (the NEM needs >= 43 px)
 
@@ -114,7 +115,7 @@ def test_short_training_run_raises_held_out_top1(records, tmp_path: Path) -> Non
 
 
 def test_calibrated_batch_norms_hold_their_statistics_while_training() -> None:
-    from robustbench_sympie.training.loop import calibrate_batch_norms, set_training_mode
+    from robustbench_sympie.training.step import calibrate_batch_norms, set_training_mode
 
     student = Sympie(weights=None)
     images = [torch.rand(4, 3, 64, 64) for _ in range(3)]
@@ -158,7 +159,7 @@ def test_resume_continues_exactly(records, tmp_path: Path) -> None:
 
 
 def test_resume_refuses_other_settings(records, tmp_path: Path) -> None:
-    from robustbench_sympie.training.loop import TrainingConfigError
+    from robustbench_sympie.training.config import TrainingConfigError
 
     config = _config(tmp_path, iterations=2, stop_after=1)
     train(config, train_records=records[:4], held_out_records=records[10:11])
@@ -185,6 +186,49 @@ def test_cli_help_lists_flags_with_defaults() -> None:
     assert "(default: efficientnet_lite0)" in " ".join(done.stdout.split())
 
 
+
+def test_cli_flags_are_the_config_fields() -> None:
+    """Every TrainConfig field has its flag and every flag (but --help and the CLI-only ones) sets a field."""
+    import dataclasses
+
+    from robustbench_sympie.cli.train_sympie import CLI_ONLY_FLAGS, build_parser, flag_of
+
+    parser_flags = {flag for action in build_parser()._actions for flag in action.option_strings
+                    if flag.startswith("--") and not flag.startswith("--no-")} - {"--help", *CLI_ONLY_FLAGS}
+    field_flags = {flag_of(spec) for spec in dataclasses.fields(TrainConfig)}
+    assert len(field_flags) == len(dataclasses.fields(TrainConfig))
+    assert parser_flags == field_flags
+    assert flag_of(next(f for f in dataclasses.fields(TrainConfig) if f.name == "crop")) == "--image-size"
+
+
+def test_cli_defaults_are_the_config_defaults(tmp_path: Path) -> None:
+    from robustbench_sympie.cli.train_sympie import build_parser, config_from_args
+
+    args = build_parser().parse_args(["--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out")])
+    assert config_from_args(args) == TrainConfig(out=tmp_path / "out", data_root=tmp_path / "data")
+    args = build_parser().parse_args(["--data-root", "d", "--out", "o", "--image-size", "128", "--workers", "0",
+                                      "--severities", "1,2"])
+    config = config_from_args(args)
+    assert (config.crop, config.resize, config.workers, config.severities) == (128, 146, 0, (1, 2))
+
+
+def test_config_field_lists_name_config_fields() -> None:
+    import dataclasses
+
+    from robustbench_sympie.training.config import RECIPE_KEYS, RESUME_KEYS
+
+    names = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    assert set(RECIPE_KEYS) <= names
+    assert set(RESUME_KEYS) - names == {"train_ids_sha256"}
+
+
+def test_cli_help_imports_no_torch() -> None:
+    code = ("import sys; from robustbench_sympie.cli.train_sympie import build_parser; build_parser().format_help(); "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -205,7 +249,7 @@ def test_cli_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_pat
 
 
 def test_bias_learning_rate_gets_its_own_group() -> None:
-    from robustbench_sympie.training.loop import parameter_groups
+    from robustbench_sympie.training.step import parameter_groups
 
     student = Sympie(weights=None)
     assert len(parameter_groups(student, 1e-4, None)) == 1

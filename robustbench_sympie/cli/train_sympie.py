@@ -12,10 +12,13 @@ Writes ``OUT/log.jsonl`` (losses, held-out top-1), ``OUT/config.json``, ``OUT/la
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from ..training.config import CLI_GROUPS, TrainConfig
 from .quiet_pipe import quiet_broken_pipe
 
 PROG = "train_sympie"
@@ -42,8 +45,47 @@ def _severities(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+#: argparse settings of each value kind of :func:`robustbench_sympie.training.config.cli`
+_KINDS: dict[str, dict[str, Any]] = {
+    "str": {},
+    "path": {"type": Path},
+    "int": {"type": int},
+    "float": {"type": float},
+    "positive_int": {"type": _positive_int},
+    "non_negative_int": {"type": _non_negative_int},
+    "int_list": {"type": _severities},
+    "switch": {"action": argparse.BooleanOptionalAction},
+    "store_true": {"action": "store_true"},
+}
+#: flags that set no :class:`TrainConfig` field (``-h/--help`` aside): none today
+CLI_ONLY_FLAGS: tuple[str, ...] = ()
+
+
+def flag_of(spec: dataclasses.Field) -> str:
+    """The flag of a :class:`TrainConfig` field (``--`` + its name with dashes unless its metadata says)."""
+    return spec.metadata.get("flag") or "--" + spec.name.replace("_", "-")
+
+
+def _dest(spec: dataclasses.Field) -> str:
+    return flag_of(spec).lstrip("-").replace("-", "_")
+
+
+def _parser_default(spec: dataclasses.Field) -> Any:
+    """The parser's default of a field: its ``cli_default`` metadata, else the field's default."""
+    if "cli_default" in spec.metadata:
+        return spec.metadata["cli_default"]
+    if spec.default is not dataclasses.MISSING:
+        default = spec.default
+    elif spec.default_factory is not dataclasses.MISSING:
+        default = spec.default_factory()
+    else:
+        return None
+    return list(default) if spec.metadata["kind"] == "int_list" else default
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (no heavy imports: ``--help`` is instant)."""
+    """The argument parser, one flag per :class:`TrainConfig` field (its metadata gives the help, group, value
+    kind and choices); no heavy imports: ``--help`` is instant."""
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Train SyMPIE (Algorithm 1 of Barbato et al., MMSys 2024) for a frozen downstream classifier: "
@@ -51,138 +93,34 @@ def build_parser() -> argparse.ArgumentParser:
         "severity uniform in 0..5), the enhancer is trained with the two-pass EMA-teacher loss.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = p.add_argument_group("data")
-    data.add_argument("--data-root", type=Path, required=True,
-                      help="clean ImageNet-style training folder ('<wnid>_name.JPEG' files or '<wnid>/' subfolders)")
-    data.add_argument("--val-root", type=Path, default=None,
-                      help="held-out folder (its images are never trained on); default: every --val-every-nth "
-                      "image of --data-root")
-    data.add_argument("--val-every-nth", type=_positive_int, default=20,
-                      help="without --val-root, hold out every Nth training image")
-    data.add_argument("--val-limit", type=_positive_int, default=1000,
-                      help="evaluate on at most this many held-out images (evenly spaced)")
-    data.add_argument("--corruptions", default="sympie_training",
-                      help="training corruption pool: names and groups, comma-separated (e.g. 'colour_warp,noise')")
-    data.add_argument("--val-corruptions", default=None,
-                      help="pool of the held-out images' fixed corruptions (default: --corruptions)")
-    data.add_argument("--severities", type=_severities, default=[0, 1, 2, 3, 4, 5],
-                      help="training severities drawn uniformly (0 = clean)")
-    data.add_argument("--val-severities", type=_severities, default=[1, 2, 3, 4, 5],
-                      help="severities of the held-out corruptions")
-    data.add_argument("--image-size", type=_positive_int, default=224, help="crop size (square) fed to the models")
-    data.add_argument("--resize", type=_positive_int, default=None,
-                      help="shorter side before cropping (default: image-size * 256 / 224)")
-    data.add_argument("--workers", type=_non_negative_int, default=None,
-                      help="DataLoader worker processes (default: all cores but two, at most 16; 0 = in-process)")
-
-    train = p.add_argument_group("training")
-    train.add_argument("--model", default="efficientnet_lite0", help="frozen downstream classifier (registry name)")
-    train.add_argument("--out", type=Path, required=True, help="output folder (log, checkpoint, weights)")
-    train.add_argument("--iterations", type=_positive_int, default=2000,
-                       help="optimisation steps (the cosine schedule spans them; paper: 50000)")
-    train.add_argument("--batch-size", type=_positive_int, default=48, help="images per step (paper: 48 per GPU x 8)")
-    train.add_argument("--lr", type=float, default=1e-3,
-                       help="Adam learning rate (paper: 1e-3; with efficientnet_lite0 that collapsed the enhancer "
-                       "within a few dozen steps in our checks, 1e-4 did not)")
-    train.add_argument("--bias-lr", type=float, default=None,
-                       help="learning rate of the NEM output bias, the image-independent part of the warp "
-                       "(default: --lr); a larger one (e.g. 1e-2) learns global corrections in short runs")
-    train.add_argument("--head-lr", type=float, default=None,
-                       help="learning rate of the NEM output weight, the image-dependent part of the warp "
-                       "(default: --lr); Adam moves each of its 512 x 37 entries by about this much per step")
-    train.add_argument("--freeze-backbone", action=argparse.BooleanOptionalAction, default=False,
-                       help="train the NEM's output layer only (its convolutions keep their initial values)")
-    train.add_argument("--bn-mode", choices=("batch", "calibrated"), default="batch",
-                       help="batch: BN on batch statistics while training (released); calibrated: running "
-                       "statistics estimated on the first training batches, then frozen (train = inference)")
-    train.add_argument("--bn-calibration-batches", type=_positive_int, default=8,
-                       help="training batches that set the BN statistics with --bn-mode calibrated")
-    train.add_argument("--clamp-in-training", action=argparse.BooleanOptionalAction, default=False,
-                       help="clamp the warped image to the image range in training too (released: inference only)")
-    train.add_argument("--warmup", type=_non_negative_int, default=0,
-                       help="steps of linear learning-rate warm-up before the cosine decay")
-    train.add_argument("--warp-parts", choices=("all", "colour"), default="all",
-                       help="which warp parameters train: all (released) or colour (matrix and shift; the 5x5 "
-                       "kernel stays the identity)")
-    train.add_argument("--warp-basis", choices=("released", "preconditioned"), default="released",
-                       help="coordinates Adam trains the NEM output layer in: released (the 37 warp parameters) or "
-                       "preconditioned (luminance moves at full scale, colour balance and kernel scaled by "
-                       "--basis-kappa; saved weights are folded back into the released layout)")
-    train.add_argument("--basis-kappa", type=float, default=0.1,
-                       help="scale of the colour-balance, off-diagonal and kernel directions with --warp-basis "
-                       "preconditioned")
-    train.add_argument("--ema-rate", type=float, default=0.9, help="EMA teacher rate, updated every step")
-    train.add_argument("--grad-clip", type=float, default=1.0,
-                       help="per-parameter gradient norm limit (applied to each of the two passes)")
-    train.add_argument("--init-weights", default=None,
-                       help="start from these NEM weights (file or entry name) instead of the identity")
-    train.add_argument("--seed", type=int, default=0, help="run seed (data stream, held-out corruptions, init)")
-    train.add_argument("--stop-after", type=_positive_int, default=None,
-                       help="stop after this many steps (checkpointed; continue with --resume)")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt (same settings required)")
-
-    run = p.add_argument_group("device and output")
-    run.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
-    run.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                     help="bf16 autocast of the downstream model's forward (CUDA only)")
-    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
-                     help="channels-last memory format (can be faster on GPUs)")
-    run.add_argument("--checkpoint-every", type=_non_negative_int, default=500,
-                     help="write OUT/last.pt every N steps (0: only at the end)")
-    run.add_argument("--eval-every", type=_non_negative_int, default=250,
-                     help="held-out top-1 every N steps, at step 0 and at the end (0: never)")
-    run.add_argument("--log-every", type=_positive_int, default=10, help="log the mean losses every N steps")
-    run.add_argument("--fp16-weights", action="store_true", help="store the final NEM weights in float16")
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm progress bar")
+    groups = {name: p.add_argument_group(name) for name in CLI_GROUPS}
+    for spec in dataclasses.fields(TrainConfig):
+        meta = spec.metadata
+        options: dict[str, Any] = {**_KINDS[meta["kind"]], "default": _parser_default(spec), "help": meta["help"]}
+        if meta["choices"] is not None:
+            options["choices"] = tuple(meta["choices"])
+        if meta["required"]:
+            options["required"] = True
+        groups[meta["group"]].add_argument(flag_of(spec), **options)
     return p
 
 
-def config_from_args(args: argparse.Namespace):
-    """The :class:`TrainConfig` of parsed arguments."""
-    from ..training.loop import TrainConfig, default_workers
-
-    return TrainConfig(
-        out=args.out,
-        data_root=args.data_root,
-        val_root=args.val_root,
-        model=args.model,
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        bias_lr=args.bias_lr,
-        head_lr=args.head_lr,
-        freeze_backbone=args.freeze_backbone,
-        bn_mode=args.bn_mode,
-        bn_calibration_batches=args.bn_calibration_batches,
-        clamp_in_training=args.clamp_in_training,
-        warmup=args.warmup,
-        warp_parts=args.warp_parts,
-        warp_basis=args.warp_basis,
-        basis_kappa=args.basis_kappa,
-        ema_rate=args.ema_rate,
-        grad_clip=args.grad_clip,
-        workers=default_workers() if args.workers is None else args.workers,
-        device=args.device,
-        amp=args.amp,
-        channels_last=args.channels_last,
-        checkpoint_every=args.checkpoint_every,
-        eval_every=args.eval_every,
-        log_every=args.log_every,
-        resume=args.resume,
-        stop_after=args.stop_after,
-        seed=args.seed,
-        corruptions=args.corruptions,
-        severities=tuple(args.severities),
-        val_corruptions=args.val_corruptions,
-        val_severities=tuple(args.val_severities),
-        val_limit=args.val_limit,
-        val_every_nth=args.val_every_nth,
-        resize=args.resize or round(args.image_size * 256 / 224),
-        crop=args.image_size,
-        init_weights=args.init_weights,
-        fp16_weights=args.fp16_weights,
-        progress=args.progress,
-    )
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed arguments: each field from its flag; a flag whose parser default is
+    ``None`` and that was not given leaves the field's default (or its derived value, see ``cli``)."""
+    values: dict[str, Any] = {}
+    unset: list[dataclasses.Field] = []
+    for spec in dataclasses.fields(TrainConfig):
+        value = getattr(args, _dest(spec))
+        if value is None and spec.metadata.get("cli_default", 0) is None:
+            unset.append(spec)
+            continue
+        values[spec.name] = tuple(value) if spec.metadata["kind"] == "int_list" else value
+    for spec in unset:
+        derive = spec.metadata.get("derive")
+        if derive is not None:
+            values[spec.name] = derive(values)
+    return TrainConfig(**values)
 
 
 def _error(message: str) -> int:
@@ -197,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ..errors import SuiteError
     from ..registry import RegistryError, UnknownNameError
-    from ..training.loop import train
+    from ..training.trainer import train
 
     try:
         config = config_from_args(args)

@@ -26,11 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..corruptions import Corruption, get_corruption, sample_seed
 from ..errors import DataError
 from ..imageio import ImageRecord, Preprocess, load_rgb
-
-#: severities drawn for training samples (0 = clean), uniformly, as released
-TRAIN_SEVERITIES: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-#: severities of the held-out corruptions
-HELD_OUT_SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+from .config import HELD_OUT_SEVERITIES, TRAIN_SEVERITIES
 
 # tags keeping the seed sequences of the different random streams apart
 _SAMPLE_TAG, _EPOCH_TAG = 1, 2
