@@ -42,5 +42,5 @@ def format_summary(results: pd.DataFrame) -> str:
     n = results["n"].max() if len(results) else 0
     body = tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".1f")
     text = f"top-1 accuracy (%), {n} images per cell\n\n{body}"
-    errors = format_mce(results) if len(results) else ""
-    return f"{text}\n\n{errors}" if errors else text
+    mce_text = format_mce(results) if len(results) else ""
+    return f"{text}\n\n{mce_text}" if mce_text else text
