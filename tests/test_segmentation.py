@@ -343,3 +343,64 @@ def test_run_suite_acdc_one_row_per_condition(acdc_root, tmp_path: Path) -> None
 def test_run_suite_refuses_a_classifier_on_a_segmentation_set(cityscapes_root, tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match="segmentation dataset"):
         run_suite(_config(cityscapes_root[0], tmp_path / "out", models=("tiny_test_model",)))
+
+
+# ------------------------------------------------------------------------------------------------
+# leaderboards and command lines
+# ------------------------------------------------------------------------------------------------
+def test_leaderboard_tables_pool_confusions_and_deltas(acdc_root, tmp_path: Path) -> None:
+    from robustbench_sympie.segmentation_report import (
+        condition_table,
+        deltas_vs_baseline,
+        per_class_iou,
+        publish_segmentation,
+    )
+
+    root, expected = acdc_root
+    results = run_suite(_config(root, tmp_path / "out", dataset="acdc", enhancers=("identity", "sympie"),
+                                allow_untrained=True))
+    table = condition_table(results).set_index("enhancer @ model")
+    for condition, matrix in expected.items():
+        assert table.loc["identity @ test_colour_oracle", condition] == pytest.approx(100 * miou(matrix))
+    everything = sum(expected.values())
+    assert table.loc["identity @ test_colour_oracle", "all (pooled)"] == pytest.approx(100 * miou(everything))
+    assert table.loc["identity @ test_colour_oracle", "mean of cells"] == pytest.approx(
+        100 * np.mean([miou(m) for m in expected.values()]))
+    deltas = deltas_vs_baseline(results, ("corruption",))
+    assert list(deltas["enhancer"].unique()) == ["sympie[untrained]"] and (deltas["delta_miou_pts"] == 0).all()
+    classes = per_class_iou(results)
+    assert classes.loc[0, "road"] == pytest.approx(100 * iou(expected["fog"])[0], nan_ok=True)
+    written = publish_segmentation(results, tmp_path / "board")
+    names = {p.name for p in written}
+    assert {"segmentation.md", "segmentation_conditions.csv", "segmentation_flops.csv"} <= names
+    flops = pd.read_csv(tmp_path / "board/segmentation_flops.csv").set_index("name")
+    assert flops.loc["sympie[untrained]", "gflops"] > 0 and flops.loc["sympie[untrained]", "resolution"] == "2048x1024"
+    assert "Δ mIoU" in (tmp_path / "board/segmentation.md").read_text()
+
+
+def test_segmentation_flops_at_2048x1024() -> None:
+    from robustbench_sympie.segmentation_report import segmentation_flops
+
+    table = segmentation_flops(["lraspp_mobilenet_v3_large:weights=x.pth", "test_colour_oracle"], ()).set_index("name")
+    assert table.loc["lraspp_mobilenet_v3_large:weights=x.pth", "gflops"] > 1
+    assert np.isnan(table.loc["test_colour_oracle", "gflops"]) and "not counted" in table.loc["test_colour_oracle",
+                                                                                              "note"]
+
+
+def test_command_lines_end_to_end(cityscapes_root, tmp_path: Path) -> None:
+    from robustbench_sympie.cli import publish_leaderboard
+    from robustbench_sympie.cli import run_suite as run_suite_cli
+
+    root, expected = cityscapes_root
+    out = tmp_path / "run"
+    assert run_suite_cli.main(["--dataset", "cityscapes-c", "--data-root", str(root), "--model", "test_colour_oracle",
+                               "--enhancer", "identity", "--corruptions", "clean,gaussian_noise", "--severities", "1",
+                               "--out", str(out), "--workers", "0", "--device", "cpu", "--no-progress",
+                               "--batch-size", "2"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert list(results["corruption"]) == ["clean", "gaussian_noise"]
+    np.testing.assert_array_equal(decode_confusion(results.loc[0, "confusion"]), expected)
+    assert "mIoU" in (out / "summary.md").read_text()
+    assert publish_leaderboard.main([str(out / "results.csv"), "--out", str(tmp_path / "board")]) == 0
+    text = (tmp_path / "board/segmentation.md").read_text()
+    assert "gaussian_noise" in text and "mIoU per corruption x severity" in text
