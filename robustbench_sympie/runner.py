@@ -36,7 +36,7 @@ from .models import Classifier, create_model
 from .provenance import config_hash, run_metadata
 from .records import records_frame, write_cell_records
 from .results import ResultsStore
-from .tasks import check_tasks, new_counter
+from .tasks import CLASSIFICATION, TASKS, Task, check_tasks, new_counter
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,9 @@ class CellCounter:
             return records_frame(pair_key, [], np.zeros(0), np.zeros((0, 5)), np.zeros(0), np.zeros(0))
         first, top5, correct1, correct5 = (torch.cat(parts).numpy() for parts in zip(*self._chunks, strict=True))
         return records_frame(pair_key, self.image_ids, first, top5, correct1, correct5)
+
+
+TASKS.add(CLASSIFICATION, Task(CLASSIFICATION, CellCounter), overwrite=True, source=__name__)
 
 
 def _sync(device: torch.device) -> None:

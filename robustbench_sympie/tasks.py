@@ -5,7 +5,8 @@ A downstream model declares its task with a ``task`` attribute (``"classificatio
 has ``n`` (images), ``seconds``, ``update(outputs, targets, image_ids)``, ``columns()`` (the task's results
 columns) and ``records(pair_key)`` (per-image records, possibly empty).
 
-* ``classification``: top-1/top-5 hit counts (the runner's :class:`~.runner.CellCounter`);
+* ``classification``: top-1/top-5 hit counts (the runner's :class:`~.runner.CellCounter`, registered by the
+  runner, which imports this module);
 * ``segmentation``: a confusion matrix over the labelled pixels (:class:`SegmentationCounter`), written in the
   row as ``confusion`` (see :func:`~.metrics.encode_confusion`) beside ``miou``, ``pixel_acc`` and ``n_pixels``.
 """
@@ -53,7 +54,8 @@ class Task:
         return metrics_of(self.name)
 
 
-TASKS: Registry = Registry("task", entry_point_group="robustbench_sympie.tasks")
+TASKS: Registry = Registry("task", entry_point_group="robustbench_sympie.tasks",
+                           builtin_modules=("robustbench_sympie.runner",))
 
 
 class SegmentationCounter:
@@ -96,13 +98,7 @@ class SegmentationCounter:
         return pd.DataFrame()
 
 
-def _classification_counter(keep_records: bool) -> Counter:
-    from .runner import CellCounter  # the runner's counter, unchanged
-
-    return CellCounter(keep_records)
-
-
-TASKS.add(CLASSIFICATION, Task(CLASSIFICATION, _classification_counter), source=__name__)
+# "classification" is registered by the runner next to its counter (CellCounter), which imports this module
 TASKS.add(SEGMENTATION, Task(SEGMENTATION, SegmentationCounter), source=__name__)
 
 
