@@ -20,6 +20,7 @@ import pandas as pd
 
 from .aggregate import BASELINE, CLEAN, GROUP, PAIRING_COLUMNS, corruption_order
 from .datasets.cityscapes_labels import CITYSCAPES_CLASSES
+from .metrics import decode_confusion as decode
 from .metrics import encode_confusion, iou, miou, pixel_accuracy, sum_confusions
 from .tasks import SEGMENTATION
 
@@ -111,6 +112,64 @@ def deltas_vs_baseline(results: pd.DataFrame, by: Sequence[str] = ("corruption",
                                        "pixel_acc_pct", "pixel_acc_baseline_pct", "delta_pixel_acc_pts"])
 
 
+def _miou_batch(matrices: np.ndarray) -> np.ndarray:
+    """:func:`~.metrics.miou` of each of ``N x K x K`` matrices."""
+    inter = np.diagonal(matrices, axis1=1, axis2=2)
+    union = matrices.sum(1) + matrices.sum(2) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    present = np.isfinite(values).any(1)
+    return np.where(present, np.nansum(values, 1) / np.maximum(np.isfinite(values).sum(1), 1), np.nan)
+
+
+def load_segmentation_records(*folders: str | Path) -> pd.DataFrame:
+    """Per-image segmentation records under run folders (``OUT/segmentation_records/*.parquet``).
+
+    The same (pair, cell, image) written twice (a cell re-run) is kept once, the newest file winning.
+    """
+    from .records import SEGMENTATION_RECORDS_DIR
+
+    found = [f for folder in folders for f in (Path(folder) / SEGMENTATION_RECORDS_DIR).glob("*.parquet")]
+    files = sorted(found, key=lambda p: p.stat().st_mtime)
+    if not files:
+        return pd.DataFrame()
+    table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    key = ["enhancer", "model", "dataset", "corruption", "severity", "config_hash", "image_id"]
+    return table.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+
+
+def paired_deltas(records: pd.DataFrame, by: Sequence[str] = ("corruption",), baseline: str = BASELINE,
+                  confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Enhancer minus baseline on the same images, from per-image records, per ``enhancer, model, dataset, *by``.
+
+    ``delta_miou_pts`` is the difference of the pooled mIoU (the leaderboard's number) with a paired bootstrap
+    interval (images resampled together for both enhancers, their matrices summed); ``mean_image_delta_pts`` is
+    the mean of the per-image mIoU differences; ``n_better``/``n_worse`` count images whose mIoU went up/down.
+    """
+    match = ["model", "dataset", "corruption", "severity", "image_id"]
+    base = records.loc[records["enhancer"] == baseline, [*match, "miou", "confusion"]]
+    paired = records[records["enhancer"] != baseline].merge(base, on=match, suffixes=("", "_baseline"))
+    keys = ["enhancer", "model", "dataset", *by]
+    rng = np.random.default_rng(seed)
+    alpha = (1 - confidence) / 2
+    rows = []
+    for key, group in paired.groupby(keys, sort=False, dropna=False):
+        mine = np.stack([decode(c) for c in group["confusion"]])
+        theirs = np.stack([decode(c) for c in group["confusion_baseline"]])
+        n = len(group)
+        weights = rng.multinomial(n, np.full(n, 1 / n), size=n_boot)  # bootstrap resamples as image counts
+        boot = _miou_batch(np.tensordot(weights, mine, axes=1)) - _miou_batch(np.tensordot(weights, theirs, axes=1))
+        image_delta = group["miou"] - group["miou_baseline"]
+        rows.append({**dict(zip(keys, key, strict=True)), "n_images": n,
+                     "delta_miou_pts": 100 * (miou(mine.sum(0)) - miou(theirs.sum(0))),
+                     "ci_low_pts": 100 * float(np.nanquantile(boot, alpha)),
+                     "ci_high_pts": 100 * float(np.nanquantile(boot, 1 - alpha)),
+                     "mean_image_delta_pts": 100 * float(image_delta.mean()),
+                     "n_better": int((image_delta > 0).sum()), "n_worse": int((image_delta < 0).sum())})
+    return pd.DataFrame(rows, columns=[*keys, "n_images", "delta_miou_pts", "ci_low_pts", "ci_high_pts",
+                                       "mean_image_delta_pts", "n_better", "n_worse"])
+
+
 def condition_table(results: pd.DataFrame) -> pd.DataFrame:
     """Wide mIoU (%) table: one row per enhancer @ model @ dataset, one column per condition, plus ``all``."""
     cond = per_condition(results)
@@ -193,10 +252,12 @@ def segmentation_markdown(results: pd.DataFrame, baseline: str = BASELINE) -> st
 
 
 def publish_segmentation(results: pd.DataFrame, out: str | Path, baseline: str = BASELINE,
-                         with_flops: bool = True) -> list[Path]:
+                         with_flops: bool = True, records: pd.DataFrame | None = None,
+                         confidence: float = 0.95) -> list[Path]:
     """Write the segmentation tables (markdown + CSVs) of the segmentation rows of ``results`` into ``out``.
 
-    With ``with_flops``, also the GFLOPs at 2048 x 1024 of the results' segmenters and enhancers.
+    With ``with_flops``, also the GFLOPs at 2048 x 1024 of the results' segmenters and enhancers; with per-image
+    ``records`` (:func:`load_segmentation_records`), paired per-image deltas vs ``baseline``.
     """
     from .publish import _csv, _write, markdown_table
 
@@ -212,6 +273,13 @@ def publish_segmentation(results: pd.DataFrame, out: str | Path, baseline: str =
         _csv(deltas_vs_baseline(seg, ("corruption", "severity"), baseline), out / "segmentation_deltas_cells.csv"),
         _csv(deltas_vs_baseline(seg, ("corruption",), baseline), out / "segmentation_deltas_conditions.csv"),
     ]
+    if records is not None and len(records) and (records["enhancer"] == baseline).any():
+        paired = paired_deltas(records, ("corruption",), baseline, confidence)
+        written += [_csv(paired, out / "segmentation_deltas_paired.csv"),
+                    _csv(paired_deltas(records, ("corruption", "severity"), baseline, confidence),
+                         out / "segmentation_deltas_paired_cells.csv")]
+        text += (f"\n\n## Paired per-image Δ mIoU vs {baseline} per condition (pts; {100 * confidence:g} % paired "
+                 "bootstrap over images)\n\n" + markdown_table(paired, floatfmt="+.2f"))
     if with_flops:
         enhancers = [e for e in dict.fromkeys(seg["enhancer"]) if e != BASELINE]
         flops = segmentation_flops(list(dict.fromkeys(seg["model"])), enhancers)

@@ -70,6 +70,9 @@ class SegmentationCounter:
         self.seconds = 0.0
         self.ignore_index = ignore_index
         self.confusion: ConfusionMatrix | None = None
+        self.keep_records = keep_records
+        self.image_ids: list[str] = []
+        self._per_image: list[torch.Tensor] = []  # B x K x K matrices of each batch (CPU)
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor, image_ids: Sequence[str] = ()) -> None:
         if outputs.dim() != 4 or outputs.shape[-2:] != targets.shape[-2:]:
@@ -77,8 +80,11 @@ class SegmentationCounter:
                              f"{tuple(targets.shape[-2:])}, got {tuple(outputs.shape)}")
         if self.confusion is None:
             self.confusion = ConfusionMatrix(outputs.shape[1], self.ignore_index, outputs.device)
-        self.confusion.update(outputs.argmax(1), targets)
+        per_image = self.confusion.update(outputs.argmax(1), targets)
         self.n += int(targets.shape[0])
+        if self.keep_records:
+            self._per_image.append(per_image.cpu())
+            self.image_ids.extend(image_ids)
 
     def matrix(self):
         """The accumulated ``K x K`` matrix as numpy (empty when no image was counted)."""
@@ -94,8 +100,21 @@ class SegmentationCounter:
                 "confusion": encode_confusion(matrix) if matrix.size else ""}
 
     def records(self, pair_key: dict[str, Any]) -> pd.DataFrame:
-        """No per-image records yet for segmentation (an empty frame: the runner writes nothing)."""
-        return pd.DataFrame()
+        """Per-image records: ``*pair_key, image_id, n_pixels, miou, pixel_acc, confusion`` (the image's matrix).
+
+        Written to ``OUT/segmentation_records/`` (see :mod:`.records`); they give paired per-image deltas.
+        """
+        matrices = torch.cat(self._per_image).numpy() if self._per_image else []
+        frame = pd.DataFrame({
+            "image_id": self.image_ids,
+            "n_pixels": [int(m.sum()) for m in matrices],
+            "miou": [miou(m) for m in matrices],
+            "pixel_acc": [pixel_accuracy(m) for m in matrices],
+            "confusion": [encode_confusion(m) for m in matrices],
+        })
+        for column, value in reversed(list(pair_key.items())):
+            frame.insert(0, column, value)
+        return frame
 
 
 # "classification" is registered by the runner next to its counter (CellCounter), which imports this module

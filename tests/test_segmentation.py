@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from robustbench_sympie.datasets import create_dataset
 from robustbench_sympie.datasets.cityscapes_labels import CITYSCAPES_CLASSES, LABEL_IDS_OF_TRAIN_IDS, LABEL_TO_TRAIN
+from robustbench_sympie.enhancers import ENHANCERS, Enhancer
 from robustbench_sympie.errors import DataError, SuiteError, WeightsNotFoundError
 from robustbench_sympie.metrics import (
     METRICS,
@@ -52,6 +53,20 @@ def colour_oracle(weights: str | None = None, window: int | None = None, stride:
 
 
 MODELS.add("test_colour_oracle", colour_oracle, overwrite=True)
+
+
+class ShiftTopHalf(Enhancer):
+    """Moves the top half of every image one class up (red + 12): damage known by construction."""
+
+    name = "test_shift_top_half"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out = images.clone()
+        out[:, 0, : images.shape[2] // 2] = (out[:, 0, : images.shape[2] // 2] + STEP / 255).clamp(max=1)
+        return out
+
+
+ENHANCERS.add("test_shift_top_half", ShiftTopHalf, overwrite=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -404,3 +419,40 @@ def test_command_lines_end_to_end(cityscapes_root, tmp_path: Path) -> None:
     assert publish_leaderboard.main([str(out / "results.csv"), "--out", str(tmp_path / "board")]) == 0
     text = (tmp_path / "board/segmentation.md").read_text()
     assert "gaussian_noise" in text and "mIoU per corruption x severity" in text
+
+
+def test_per_image_records_and_paired_deltas(cityscapes_root, tmp_path: Path) -> None:
+    from robustbench_sympie.segmentation_report import (
+        deltas_vs_baseline,
+        load_segmentation_records,
+        paired_deltas,
+        publish_segmentation,
+    )
+
+    root, expected = cityscapes_root
+    out = tmp_path / "out"
+    results = run_suite(_config(root, out, enhancers=("identity", "test_shift_top_half")))
+    records = load_segmentation_records(out)
+    assert len(records) == 6 and (out / "segmentation_records").is_dir() and not (out / "records").exists()
+    identity = records[records["enhancer"] == "identity"]
+    np.testing.assert_array_equal(sum(decode_confusion(c) for c in identity["confusion"]), expected)
+    # the shifted enhancer, computed independently: top half predicted one class up (capped at 18)
+    shifted = []
+    for i in range(3):
+        pred, gt = maps(i)
+        pred = pred.copy()
+        pred[: H // 2] = np.minimum(pred[: H // 2] + 1, K - 1)
+        shifted.append((pred, gt))
+    row = results.set_index("enhancer").loc["test_shift_top_half"]
+    np.testing.assert_array_equal(decode_confusion(row["confusion"]), numpy_confusion(shifted))
+    paired = paired_deltas(records, ("corruption",))
+    unpaired = deltas_vs_baseline(results, ("corruption",))
+    assert paired.loc[0, "n_images"] == 3
+    assert paired.loc[0, "delta_miou_pts"] == pytest.approx(unpaired.loc[0, "delta_miou_pts"])
+    assert paired.loc[0, "delta_miou_pts"] == pytest.approx(100 * (miou(numpy_confusion(shifted)) - miou(expected)))
+    assert paired.loc[0, "ci_low_pts"] <= paired.loc[0, "delta_miou_pts"] <= paired.loc[0, "ci_high_pts"] < 0
+    per_image = [miou(numpy_confusion([s])) - miou(numpy_confusion([maps(i)])) for i, s in enumerate(shifted)]
+    assert paired.loc[0, "mean_image_delta_pts"] == pytest.approx(100 * np.mean(per_image))
+    assert paired.loc[0, "n_worse"] == sum(d < 0 for d in per_image)
+    names = {p.name for p in publish_segmentation(results, tmp_path / "board", records=records)}
+    assert "segmentation_deltas_paired.csv" in names
