@@ -456,3 +456,13 @@ def test_per_image_records_and_paired_deltas(cityscapes_root, tmp_path: Path) ->
     assert paired.loc[0, "n_worse"] == sum(d < 0 for d in per_image)
     names = {p.name for p in publish_segmentation(results, tmp_path / "board", records=records)}
     assert "segmentation_deltas_paired.csv" in names
+
+
+def test_cityscapes_c_torch_backend_corrupts_batches_on_the_device(cityscapes_root, tmp_path: Path) -> None:
+    root, expected = cityscapes_root
+    frame = run_suite(_config(root, tmp_path / "out", dataset="cityscapes-c", corruptions="clean,gaussian_noise",
+                              severities=(5,), corruption_backend="torch"))
+    assert list(frame["corruption_backend"]) == ["torch", "torch"]
+    clean, noisy = (decode_confusion(c) for c in frame["confusion"])
+    np.testing.assert_array_equal(clean, expected)
+    assert noisy.sum() == expected.sum() and miou(noisy) < miou(expected)  # same pixels counted, noise hurts
