@@ -200,23 +200,16 @@ def segmentation_flops(models: Sequence[str], enhancers: Sequence[str] = ("sympi
                        resolution: tuple[int, int] = SEG_RESOLUTION) -> pd.DataFrame:
     """GFLOPs (2 per multiply-add, :mod:`.flops`' convention) of segmenters and enhancers at ``resolution``.
 
-    Segmenters are counted as their torchvision architecture with 19 classes on the meta device (no weights); a
-    module that cannot be built or counted gets NaN and a ``note``. Enhancer and model names may carry
-    ``:key=value`` arguments and the ``[untrained]`` suffix (both ignored).
+    Segmenters are built by :func:`.flops.build_model_architecture` on the meta device (torchvision's with 19
+    classes, no weights needed); a module that cannot be built or counted gets NaN and a ``note``. Enhancer and
+    model names may carry ``:key=value`` arguments and the ``[untrained]`` suffix (both ignored).
     """
-    from .flops import build_enhancer_architecture, count_flops, count_params, meta_init
-    from .models.segmentation import TORCHVISION_SEGMENTERS, Segmenter, torchvision_segmentation_net
-
-    def segmenter(name: str) -> Segmenter:
-        if name not in TORCHVISION_SEGMENTERS:
-            raise ValueError(f"{name!r} is not a torchvision segmentation architecture")
-        with meta_init():
-            return Segmenter(torchvision_segmentation_net(name, 19), name=name).to("meta")
+    from .flops import build_enhancer_architecture, build_model_architecture, count_flops, count_params
 
     height, width = resolution
     rows = []
     jobs = [(n, "enhancer", build_enhancer_architecture) for n in enhancers]
-    jobs += [(n, "segmenter", segmenter) for n in models]
+    jobs += [(n, "segmenter", build_model_architecture) for n in models]
     for name, kind, build in jobs:
         base = name.split(":", 1)[0].removesuffix("[untrained]")
         try:

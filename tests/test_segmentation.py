@@ -396,10 +396,12 @@ def test_leaderboard_tables_pool_confusions_and_deltas(acdc_root, tmp_path: Path
 def test_segmentation_flops_at_2048x1024() -> None:
     from robustbench_sympie.segmentation_report import segmentation_flops
 
-    table = segmentation_flops(["lraspp_mobilenet_v3_large:weights=x.pth", "test_colour_oracle"], ()).set_index("name")
-    assert table.loc["lraspp_mobilenet_v3_large:weights=x.pth", "gflops"] > 1
-    assert np.isnan(table.loc["test_colour_oracle", "gflops"]) and "not counted" in table.loc["test_colour_oracle",
-                                                                                              "note"]
+    models = ["lraspp_mobilenet_v3_large:weights=x.pth", "test_colour_oracle", "no_such_segmenter"]
+    table = segmentation_flops(models, ()).set_index("name")
+    assert table.loc[models[0], "gflops"] > 1 and table.loc[models[0], "resolution"] == "2048x1024"
+    assert table.loc["test_colour_oracle", "gflops"] == 0  # no multiply-adds
+    assert np.isnan(table.loc["no_such_segmenter", "gflops"])
+    assert "not counted" in table.loc["no_such_segmenter", "note"]
 
 
 def test_command_lines_end_to_end(cityscapes_root, tmp_path: Path) -> None:
