@@ -7,6 +7,7 @@ channel, so every confusion matrix is known by construction.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -468,3 +469,73 @@ def test_cityscapes_c_torch_backend_corrupts_batches_on_the_device(cityscapes_ro
     clean, noisy = (decode_confusion(c) for c in frame["confusion"])
     np.testing.assert_array_equal(clean, expected)
     assert noisy.sum() == expected.sum() and miou(noisy) < miou(expected)  # same pixels counted, noise hurts
+
+
+# ------------------------------------------------------------------------------------------------
+# training SyMPIE against a frozen segmenter
+# ------------------------------------------------------------------------------------------------
+def conv_segmenter(weights: str | None = None) -> Segmenter:
+    """A fixed random 1 x 1 convolution: differentiable, so SyMPIE can be trained against it."""
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Conv2d(3, K, 1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return Segmenter(net, name="test_conv_segmenter", num_classes=K)
+
+
+MODELS.add("test_conv_segmenter", conv_segmenter, overwrite=True)
+
+
+def test_segmentation_training_samples_crop_image_and_labels_together(cityscapes_root) -> None:
+    from robustbench_sympie.datasets.segmentation import CITYSCAPES_VAL
+    from robustbench_sympie.training.segmentation import PairedRandomCrop, SegmentationTrainingSet
+
+    root, _ = cityscapes_root
+    val = CITYSCAPES_VAL.records(root)
+    dataset = SegmentationTrainingSet(val, ["gaussian_noise"], seed=0, geometry=PairedRandomCrop(32, 24),
+                                      severities=(0,))  # shorter side 32: no resizing, so crops are exact
+    for number in range(6):
+        index = number % 3
+        image, labels = dataset[(number, index)]
+        assert image.shape == (3, 24, 24) and labels.shape == (24, 24) and labels.dtype == torch.int64
+        pred, gt = maps(index)
+        gt = np.where(gt == 255, -100, gt)
+        windows = [(top, left) for top in range(H - 23) for left in range(W - 23)
+                   if np.array_equal(image[0].numpy(), pred[top:top + 24, left:left + 24] * STEP)]
+        assert windows and any(np.array_equal(labels.numpy(), gt[t:t + 24, x:x + 24]) for t, x in windows)
+    resized_image, resized_labels = SegmentationTrainingSet(val, ["gaussian_noise"], seed=0, severities=(3,),
+                                                            geometry=PairedRandomCrop(48, 40))[(0, 0)]
+    assert resized_image.shape == (3, 40, 40) and resized_labels.shape == (40, 40)
+
+
+def test_train_sympie_against_a_frozen_segmenter(cityscapes_root, tmp_path: Path) -> None:
+    from robustbench_sympie.training.loop import TrainConfig
+    from robustbench_sympie.training.segmentation import train_segmentation
+
+    root, _ = cityscapes_root
+    for folder in ("leftImg8bit", "gtFine"):  # the same images as a train split
+        shutil.copytree(root / folder / "val", root / folder / "train")
+    config = TrainConfig(out=tmp_path / "train", data_root=root, model="test_conv_segmenter", iterations=3,
+                         batch_size=2, eval_every=3, checkpoint_every=0, workers=0, device="cpu", amp=False,
+                         corruptions="gaussian_noise,brightness", resize=48, crop=48, progress=False)
+    result = train_segmentation(config)
+    assert result.finished and result.ema_weights is not None and result.ema_weights.is_file()
+    first, last = result.evaluations[0], result.evaluations[-1]
+    assert first["step"] == 0 and last["step"] == 3
+    assert first["enhanced"] == first["corrupted"] and first["enhanced_clean"] == first["clean"]  # untrained = identity
+    assert all(0 <= last[k] <= 100 for k in ("clean", "corrupted", "enhanced", "enhanced_ema", "enhanced_clean"))
+
+
+def test_train_sympie_cli_segmentation_task(cityscapes_root, tmp_path: Path, capsys) -> None:
+    from robustbench_sympie.cli import train_sympie
+
+    root, _ = cityscapes_root
+    for folder in ("leftImg8bit", "gtFine"):
+        shutil.copytree(root / folder / "val", root / folder / "train")
+    assert train_sympie.main(["--task", "segmentation", "--data-root", str(root), "--model", "test_conv_segmenter",
+                              "--out", str(tmp_path / "t"), "--iterations", "2", "--batch-size", "2",
+                              "--eval-every", "2", "--workers", "0", "--device", "cpu", "--image-size", "48",
+                              "--resize", "48", "--no-progress"]) == 0
+    assert "held-out mIoU" in capsys.readouterr().out
+    assert (tmp_path / "t/sympie_ema.safetensors").is_file()

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         "severity uniform in 0..5), the enhancer is trained with the two-pass EMA-teacher loss.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--task", choices=("classification", "segmentation"), default="classification",
+                   help="segmentation: --model is a frozen Cityscapes segmenter (NAME:weights=PATH), --data-root the "
+                   "Cityscapes root (train split trained on, val split held out; --val-root unused), held-out "
+                   "scores are mIoU")
     data = p.add_argument_group("data")
     data.add_argument("--data-root", type=Path, required=True,
                       help="clean ImageNet-style training folder ('<wnid>_name.JPEG' files or '<wnid>/' subfolders)")
@@ -199,9 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..registry import RegistryError, UnknownNameError
     from ..training.loop import train
 
+    score = "top-1"
     try:
         config = config_from_args(args)
-        result = train(config)
+        if args.task == "segmentation":
+            from ..training.segmentation import train_segmentation
+
+            result, score = train_segmentation(config), "mIoU"
+        else:
+            result = train(config)
     except (SuiteError, UnknownNameError, RegistryError, ValueError) as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
@@ -209,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     last = result.evaluations[-1] if result.evaluations else {}
     summary = ", ".join(f"{k} {v:.1f}" for k, v in last.items() if k not in ("kind", "step"))
-    print(f"step {result.step}/{config.iterations}; held-out top-1: {summary or 'not evaluated'}")
+    print(f"step {result.step}/{config.iterations}; held-out {score}: {summary or 'not evaluated'}")
     if result.finished:
         print(f"weights: {result.student_weights} (student), {result.ema_weights} (EMA)")
     else:
