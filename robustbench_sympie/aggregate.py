@@ -34,7 +34,8 @@ GROUP: tuple[str, ...] = ("enhancer", "model", "dataset")
 BREAKDOWN_COLUMNS: tuple[str, ...] = ("n_corruptions", "quality_flag")
 COUNT_COLUMNS: tuple[str, ...] = ("n", "n_correct_top1", "n_correct_top5")
 #: two copies of a cell are the same measurement when these agree
-SIGNATURE_COLUMNS: tuple[str, ...] = ("n", "n_correct_top1", "n_correct_top5", "n_skipped", "config_hash")
+SIGNATURE_COLUMNS: tuple[str, ...] = ("n", "n_correct_top1", "n_correct_top5", "n_skipped", "config_hash",
+                                      "confusion")
 #: an enhancer is compared with the baseline on the same model and the same data: these must match when present
 #: (``data_root`` is left out on purpose: the same images live at different paths on different machines)
 PAIRING_COLUMNS: tuple[str, ...] = ("model_weights", "n_images", "seed", "resize", "crop")

@@ -94,6 +94,10 @@ def build_model_architecture(name: str) -> nn.Module:
             import torchvision
 
             return torchvision.models.get_model(name, weights=None).eval()
+        if MODELS.source(name) == "torchvision.models.segmentation":  # Cityscapes: 19 classes
+            from .models.segmentation import Segmenter, torchvision_segmentation_net
+
+            return Segmenter(torchvision_segmentation_net(name, 19), name=name).eval()
     return MODELS.create(name).to("meta").eval()  # a plugin: build it as registered
 
 

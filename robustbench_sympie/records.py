@@ -20,6 +20,8 @@ from .atomic import atomic_path
 from .errors import DataError
 
 RECORDS_DIR = "records"
+#: where segmentation runs write their per-image records (one confusion matrix per image, see :mod:`.tasks`)
+SEGMENTATION_RECORDS_DIR = "segmentation_records"
 KEY = ("enhancer", "model", "dataset", "corruption", "severity", "config_hash", "image_id")
 RECORD_COLUMNS = (*KEY, "target", "top1", "top2", "top3", "top4", "top5", "correct_top1", "correct_top5")
 
@@ -51,7 +53,8 @@ def write_cell_records(out: str | os.PathLike, frames: Iterable[pd.DataFrame]) -
                                                        strict=True)})
     digest = hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:12]
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{first['dataset']}-{first['corruption']}")
-    path = Path(out) / RECORDS_DIR / f"{safe}-{int(first['severity'])}-{digest}.parquet"
+    folder = SEGMENTATION_RECORDS_DIR if "confusion" in table.columns else RECORDS_DIR
+    path = Path(out) / folder / f"{safe}-{int(first['severity'])}-{digest}.parquet"
     with atomic_path(path) as tmp:
         table.to_parquet(tmp, index=False)
     return path

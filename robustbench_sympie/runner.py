@@ -36,6 +36,7 @@ from .models import Classifier, create_model
 from .provenance import config_hash, run_metadata
 from .records import records_frame, write_cell_records
 from .results import ResultsStore
+from .tasks import CLASSIFICATION, TASKS, Task, check_tasks, new_counter
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +208,21 @@ class CellCounter:
             self._chunks.append((first.cpu(), top5.cpu(), hits[:, 0].cpu(), hits.any(dim=1).cpu()))
             self.image_ids.extend(image_ids)
 
+    def columns(self) -> dict[str, Any]:
+        """This counter's columns of a results row."""
+        return {"n": self.n, "n_correct_top1": self.top1, "n_correct_top5": self.top5,
+                "top1": self.top1 / self.n if self.n else float("nan"),
+                "top5": self.top5 / self.n if self.n else float("nan")}
+
     def records(self, pair_key: dict[str, Any]):
         """This pair's per-image records on the cell (see :mod:`.records`)."""
         if not self._chunks:
             return records_frame(pair_key, [], np.zeros(0), np.zeros((0, 5)), np.zeros(0), np.zeros(0))
         first, top5, correct1, correct5 = (torch.cat(parts).numpy() for parts in zip(*self._chunks, strict=True))
         return records_frame(pair_key, self.image_ids, first, top5, correct1, correct5)
+
+
+TASKS.add(CLASSIFICATION, Task(CLASSIFICATION, CellCounter), overwrite=True, source=__name__)
 
 
 def _sync(device: torch.device) -> None:
@@ -268,7 +278,7 @@ def evaluate_cell(
     shared by several pairs runs once per batch. With ``logit_mask``, classes outside the mask get logit -inf
     before top-k (datasets labelled with a subset).
     """
-    counters = {id(p): CellCounter(keep_records) for p in pairs}
+    counters = {id(p): new_counter(p.model, keep_records) for p in pairs}  # the model's task (see .tasks)
     errors: list[str] = []
     data_seconds = 0.0
     tick = time.perf_counter()
@@ -354,6 +364,7 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
         corruption_backend=backend,
     )
     pairs = speed_settings(build_pairs(config, device), config)
+    check_tasks(dataset, {p.model_name: p.model for p in pairs})
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out)
@@ -429,8 +440,7 @@ def _run_cell(batches: Iterable[Batch], n_images: int, cell: Cell, pairs: Sequen
         seconds = c.seconds + data_seconds / len(pairs)
         rows.append({
             "enhancer": pair.enhancer_name, "model": pair.model_name, **key, **breakdown,
-            "n": c.n, "n_correct_top1": c.top1, "n_correct_top5": c.top5,
-            "top1": c.top1 / c.n if c.n else float("nan"), "top5": c.top5 / c.n if c.n else float("nan"),
+            **c.columns(),
             "n_skipped": len(errors), "seconds": round(seconds, 4),
             "images_per_second": round(c.n / seconds, 2) if seconds > 0 else float("nan"),
             "compute_seconds": round(c.seconds, 4), "data_seconds": round(data_seconds, 4),

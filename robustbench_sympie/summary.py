@@ -38,6 +38,10 @@ def format_summary(results: pd.DataFrame) -> str:
     """The summary table as GitHub markdown (top-1 %, one decimal), with the image count and the mCE lines."""
     from tabulate import tabulate
 
+    from .segmentation_report import format_segmentation_summary, is_segmentation
+
+    if len(results) and is_segmentation(results).all():
+        return format_segmentation_summary(results)
     table = summary_table(results).reset_index()
     n = results["n"].max() if len(results) else 0
     body = tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".1f")

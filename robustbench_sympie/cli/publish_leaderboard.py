@@ -85,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _publish_results(args: argparse.Namespace, command: str) -> None:
+    from dataclasses import replace
+
     from robustbench_sympie.aggregate import ConflictingCellsError, load_results
     from robustbench_sympie.errors import DataError
     from robustbench_sympie.publish import publish
@@ -106,11 +108,28 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
 
         folders = [Path(r).parent for r in args.results if (Path(r).parent / RECORDS_DIR).is_dir()]
         records = load_records(*folders) if folders else None
-    from robustbench_sympie.output_folder import staged_output
+    from pathlib import Path
 
+    from robustbench_sympie.output_folder import staged_output
+    from robustbench_sympie.segmentation_report import (
+        is_segmentation,
+        load_segmentation_records,
+        publish_segmentation,
+    )
+
+    segmentation = is_segmentation(loaded.frame)
     with staged_output(args.out, marker_name=MARKER, tool="publish_leaderboard", force=args.force) as staging:
-        paths = publish(loaded, staging, command=command, baseline=args.baseline, confidence=args.confidence,
-                        records=records)
+        if segmentation.any():
+            seg_records = None if args.no_paired else load_segmentation_records(
+                *sorted({Path(r).parent for r in args.results}))
+            paths = publish_segmentation(loaded.frame, staging, args.baseline, records=seg_records,
+                                         confidence=args.confidence)
+        else:
+            paths = []
+        if not segmentation.all():
+            classification = replace(loaded, frame=loaded.frame[~segmentation].reset_index(drop=True))
+            paths += publish(classification, staging, command=command, baseline=args.baseline,
+                             confidence=args.confidence, records=records)
     print(f"wrote {len(paths)} files to {args.out}")
 
 

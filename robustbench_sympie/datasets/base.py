@@ -24,8 +24,9 @@ from ..imageio import NO_WNID, UNLABELLED, ImageRecord
 
 CLEAN = "clean"
 
-#: target of a sample: one class index, or the set of accepted class indices (VizWiz's several answers)
-Target = int | tuple[int, ...]
+#: target of a sample: one class index, the set of accepted class indices (VizWiz's several answers), or an
+#: int64 ``H x W`` label map (segmentation)
+Target = int | tuple[int, ...] | torch.Tensor
 
 
 class Cell(NamedTuple):
@@ -148,7 +149,10 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
 
 
 def collate_targets(targets: Sequence[Target]) -> torch.Tensor:
-    """``B`` class indices, or ``B x K`` accepted classes padded with -1 when any target is a set."""
+    """``B`` class indices, ``B x K`` accepted classes padded with -1 when any target is a set, or the stacked
+    ``B x H x W`` label maps of segmentation samples."""
+    if targets and isinstance(targets[0], torch.Tensor):
+        return torch.stack(list(targets))
     if not any(isinstance(t, tuple) for t in targets):
         return torch.tensor(list(targets), dtype=torch.long)
     sets = [t if isinstance(t, tuple) else (t,) for t in targets]

@@ -12,7 +12,8 @@ DATASETS: Registry = Registry("dataset", entry_point_group="robustbench_sympie.d
                                                "robustbench_sympie.datasets.mixed",
                                                "robustbench_sympie.datasets.colour_warps",
                                                "robustbench_sympie.datasets.imagenet_c_bar",
-                                               "robustbench_sympie.datasets.vizwiz"))
+                                               "robustbench_sympie.datasets.vizwiz",
+                                               "robustbench_sympie.datasets.segmentation"))
 
 
 def register_dataset(name: str | None = None, *, overwrite: bool = False):

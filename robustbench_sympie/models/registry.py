@@ -15,6 +15,7 @@ MODELS: Registry = Registry(
     builtin_modules=(
         "robustbench_sympie.models.efficientnet_lite",
         "robustbench_sympie.models.torchvision_models",
+        "robustbench_sympie.models.segmentation",
     ),
 )
 
@@ -25,7 +26,13 @@ def register_model(name: str | None = None, *, overwrite: bool = False):
 
 
 def create_model(name: str, **kwargs: Any) -> Classifier:
-    """Build the frozen :class:`Classifier` registered as ``name``."""
+    """Build the frozen model registered as ``name``; ``name:key=value:...`` passes constructor arguments
+    (``deeplabv3_resnet50:weights=ckpt.pth:window=1024``), which win over ``kwargs``."""
+    if ":" in name:
+        from .spec import model_spec_kwargs
+
+        name, spec_kwargs = model_spec_kwargs(name, MODELS)
+        kwargs = {**kwargs, **spec_kwargs}
     if name not in MODELS and (message := missing_extra_message(name)) is not None:
         raise MissingExtraError(message)
     return MODELS.create(name, **kwargs)

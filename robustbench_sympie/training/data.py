@@ -162,8 +162,11 @@ class StreamSampler(Sampler[SampleKey]):
 
 
 def collate_uint8(items: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack ``(image, label)`` pairs into a uint8 ``B x 3 x H x W`` batch (converted to float on the device)."""
+    """Stack ``(image, label)`` pairs into a uint8 ``B x 3 x H x W`` batch (converted to float on the device) and
+    ``B`` labels (or ``B x H x W`` label maps)."""
     images, labels = zip(*items, strict=True)
+    if isinstance(labels[0], torch.Tensor):  # segmentation: H x W label maps
+        return torch.stack(images), torch.stack(labels)
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 

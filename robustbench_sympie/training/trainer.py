@@ -28,7 +28,7 @@ from .checkpoint import (
     set_rng_states,
 )
 from .config import RECIPE_KEYS, TrainConfig, TrainingConfigError
-from .data import CorruptedTrainingSet, RandomCrop, build_held_out, training_loader
+from .data import CorruptedTrainingSet, HeldOutSet, RandomCrop, build_held_out, training_loader
 from .evaluate import evaluate
 from .step import (
     Models,
@@ -189,14 +189,27 @@ class _Trainer:
         self.evaluations: list[dict[str, Any]] = []
         if resumed is not None:
             self._restore(resumed)
-        self.dataset = CorruptedTrainingSet(train_records, pool, seed=config.seed,
-                                            geometry=RandomCrop(config.resize, config.crop),
-                                            severities=config.severities)
-        self.held_out = build_held_out(held_out_records, val_pool, seed=config.seed,
-                                       preprocess=Preprocess(config.resize, config.crop),
-                                       severities=config.val_severities, workers=config.workers).to(self.device)
+        self.dataset = self.training_set(train_records, pool)
+        self.held_out = self.held_out_set(held_out_records, val_pool).to(self.device)
         self.log = JsonlLog(Path(config.out) / LOG_NAME, keep_until=self.step if resumed is not None else None)
         (Path(config.out) / "config.json").write_text(json.dumps(self.info, indent=2, default=str) + "\n")
+
+    def training_set(self, records: list[ImageRecord], pool: list[str]) -> CorruptedTrainingSet:
+        """The training sample stream (random crops, one random corruption each)."""
+        config = self.config
+        return CorruptedTrainingSet(records, pool, seed=config.seed, geometry=RandomCrop(config.resize, config.crop),
+                                    severities=config.severities)
+
+    def held_out_set(self, records: list[ImageRecord], pool: list[str]) -> HeldOutSet:
+        """The held-out images, clean and with their fixed corruption (on the CPU)."""
+        config = self.config
+        return build_held_out(records, pool, seed=config.seed, preprocess=Preprocess(config.resize, config.crop),
+                              severities=config.val_severities, workers=config.workers)
+
+    def scores(self) -> dict[str, float]:
+        """The held-out scores of the current models (top-1 %)."""
+        return evaluate(self.models, self.held_out, batch_size=2 * self.config.batch_size, amp=self.amp,
+                        channels_last=self.config.channels_last)
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.models.student.load_state_dict(state["student"])
@@ -221,8 +234,7 @@ class _Trainer:
                         scheduler=self.scheduler, run_info=self.info)
 
     def run_eval(self) -> dict[str, Any]:
-        scores = evaluate(self.models, self.held_out, batch_size=2 * self.config.batch_size, amp=self.amp,
-                          channels_last=self.config.channels_last)
+        scores = self.scores()
         record = {"kind": "eval", "step": self.step, **{k: round(v, 3) for k, v in scores.items()}}
         self.evaluations.append(record)
         self.log.write(record)
