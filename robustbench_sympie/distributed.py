@@ -16,13 +16,14 @@ repeated to even out ranks (unlike ``DistributedSampler``), so every image is co
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -71,6 +72,7 @@ class DistContext:
     shard_spec: tuple[int, int] | None = None
     #: the tensors of the collectives live here (cuda:LOCAL_RANK for NCCL, cpu for Gloo)
     comm_device: torch.device = torch.device("cpu")
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
     def is_main(self) -> bool:
@@ -116,7 +118,7 @@ class DistContext:
         if dist.get_world_size() != world:
             raise DistributedRunError(f"WORLD_SIZE={world} but the process group has {dist.get_world_size()} ranks")
         comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
-        return cls(dist.get_rank(), world, local_rank, shard, comm), device
+        return cls(dist.get_rank(), world, local_rank, shard, comm, timeout_s), device
 
     # ---------------------------------------------------------------- sharding
     def positions(self, n: int) -> range:
@@ -151,7 +153,19 @@ class DistContext:
         if self.distributed:
             import torch.distributed as dist
 
-            dist.barrier()
+            with self._collective("barrier"):
+                dist.barrier()
+
+    @contextlib.contextmanager
+    def _collective(self, what: str) -> Iterator[None]:
+        """Turn a collective that fails (a peer died, was killed or timed out) into a one-line run error."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - backend errors have no common public type
+            raise DistributedRunError(
+                f"rank {self.rank}: {what} failed: another rank died, was killed or did not answer within "
+                f"--dist-timeout {self.timeout_s:g} s; the cell in flight is not written ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
 
     def broadcast(self, compute: Callable[[], T]) -> T:
         """``compute()`` on rank 0, its value on every rank; an exception on rank 0 stops every rank."""
@@ -165,7 +179,8 @@ class DistContext:
                 box = [compute(), None]
             except Exception as exc:  # noqa: BLE001 - sent to the other ranks, then re-raised
                 box = [None, exc]
-        dist.broadcast_object_list(box, src=0)
+        with self._collective("broadcast of the plan"):
+            dist.broadcast_object_list(box, src=0)
         if box[1] is not None:
             if self.is_main:
                 raise box[1]
@@ -186,7 +201,8 @@ class DistContext:
         import torch.distributed as dist
 
         tensor = tensor.to(self.comm_device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+        with self._collective("all_reduce of the counts"):
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
         return tensor.cpu()
 
     def all_gather_objects(self, obj: Any) -> list[Any]:
@@ -196,7 +212,8 @@ class DistContext:
         import torch.distributed as dist
 
         out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
+        with self._collective("all_gather of the failures"):
+            dist.all_gather_object(out, obj)
         return out
 
     def gather_objects(self, obj: Any) -> list[Any] | None:
@@ -206,7 +223,8 @@ class DistContext:
         import torch.distributed as dist
 
         out: list[Any] | None = [None] * self.world_size if self.is_main else None
-        dist.gather_object(obj, out, dst=0)
+        with self._collective("gather of the records"):
+            dist.gather_object(obj, out, dst=0)
         return out
 
     def run_cell(self, label: str, n_pairs: int, evaluate: Callable[[], tuple[dict[int, Any], float, list[str]]]

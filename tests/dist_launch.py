@@ -4,6 +4,7 @@ test_distributed.py (``python -m torch.distributed.run ... tests/dist_launch.py 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import torch
@@ -18,7 +19,8 @@ from robustbench_sympie.cli.run_suite import main  # noqa: E402
 
 @register_enhancer("test_fails_on_rank1", overwrite=True)
 class FailsOnRank1(Enhancer):
-    """Identity, except that on rank 1 its second batch raises (the second cell of a one-batch-per-cell grid)."""
+    """Identity, except that on rank 1 its second batch raises (the second cell of a one-batch-per-cell grid),
+    or kills the process with SIGKILL when ``TEST_KILL_RANK1`` is set."""
 
     name = "test_fails_on_rank1"
     calls = 0
@@ -26,6 +28,8 @@ class FailsOnRank1(Enhancer):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         type(self).calls += 1
         if os.environ.get("RANK") == "1" and type(self).calls == 2:
+            if os.environ.get("TEST_KILL_RANK1"):
+                os.kill(os.getpid(), signal.SIGKILL)  # a rank that dies without a word
             raise RuntimeError("test enhancer failed on purpose")
         return images
 

@@ -175,3 +175,27 @@ def test_torchrun_failing_rank_stops_the_run_without_writing_its_cell(few_images
     assert list(result["corruption"]) == ["clean"]  # the first cell only; the failed cell has no row
     records = load_records(tmp_path / "dist")
     assert set(records["corruption"]) == {"clean"}
+
+
+def test_killed_rank_stops_its_peer_with_a_clear_message(few_images: Path, tmp_path: Path):
+    """Two ranks started without torchrun's agent (nobody to kill the survivor): rank 1 dies by SIGKILL in the
+    second cell, rank 0's collective fails at once with a one-line error, and the cell in flight is not written."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = [sys.executable, str(LAUNCH), "--model", "tiny_test_model", "--enhancer", "test_fails_on_rank1",
+            "--data-root", str(few_images), "--limit", "4", "--batch-size", "2", "--corruptions", "clean,contrast",
+            "--severities", "1", "--workers", "0", "--device", "cpu", "--no-progress", "--dist-timeout", "60",
+            "--out", str(tmp_path / "dist")]
+    base = {**os.environ, "PYTHONPATH": str(ROOT), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port), "TEST_KILL_RANK1": "1", "OMP_NUM_THREADS": "1"}
+    start = time.monotonic()
+    procs = [subprocess.Popen(args, cwd=ROOT, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert time.monotonic() - start < 90
+    assert procs[1].returncode == -9 and procs[0].returncode == 2
+    assert "another rank died, was killed or did not answer" in outputs[0][1]
+    assert list(read_results(tmp_path / "dist" / "results.csv")["corruption"]) == ["clean"]
