@@ -138,7 +138,8 @@ def merge_shards(frame: pd.DataFrame) -> pd.DataFrame:
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} problems)" if len(problems) > 5 else "")
         raise DataError(f"sharded results do not add up to whole cells: {shown}")
-    whole = pd.DataFrame(merged).astype({c: frame[c].dtype for c in COUNT_COLUMNS if c in frame.columns})
+    whole = pd.DataFrame(merged).infer_objects()
+    whole = whole.astype({c: frame[c].dtype for c in COUNT_COLUMNS if c in frame.columns})
     return pd.concat([frame[~sharded], whole], ignore_index=True)
 
 

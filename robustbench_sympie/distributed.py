@@ -187,6 +187,14 @@ class DistContext:
             raise DistributedRunError(f"rank 0 stopped the run: {box[1]}")
         return box[0]
 
+    def check_same(self, what: str, value: Any) -> None:
+        """Stop the run unless every rank has the same ``value`` (e.g. the image set each rank scanned)."""
+        values = self.all_gather_objects(value)
+        if any(v != values[0] for v in values):
+            shown = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+            raise DistributedRunError(f"the ranks disagree on the {what} ({shown}); every rank must see the same "
+                                      "images and settings (same --data-root contents on every machine)")
+
     def all_reduce_counts(self, values: Sequence[int], op: str = "sum") -> list[int]:
         """Element-wise sum (or max) of integer counts over the ranks."""
         return [int(v) for v in self._all_reduce(torch.tensor(list(values), dtype=torch.int64), op)]
@@ -212,7 +220,7 @@ class DistContext:
         import torch.distributed as dist
 
         out: list[Any] = [None] * self.world_size
-        with self._collective("all_gather of the failures"):
+        with self._collective("all_gather"):
             dist.all_gather_object(out, obj)
         return out
 

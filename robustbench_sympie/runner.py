@@ -370,6 +370,7 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
                   "image_set": image_set_id(dataset), "world_size": dist.world_size,
                   **dist.shard_provenance(dataset)}
     settings = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
+    dist.check_same("image set", provenance["image_set"])
     for pair in pairs:
         pair.config_hash = config_hash({**settings, "enhancer_weights": pair.enhancer_weights})
     metadata = run_metadata(str(device))
