@@ -272,7 +272,7 @@ class DistContext:
         for i, key in enumerate(counters):
             n, top1, top5 = totals[2 + 3 * i: 5 + 3 * i]
             ranks = [g[1][i] for g in gathered] if gathered and keep_records else []
-            combined[key] = CombinedCounter(n, top1, top5, seconds[1 + i], ranks, self)
+            combined[key] = CombinedCounter(n, top1, top5, seconds[1 + i], ranks)
         all_errors = [e for g in gathered for e in g[0]] if gathered else []
         return combined, seconds[0], all_errors
 
@@ -287,7 +287,6 @@ class CombinedCounter:
     seconds: float
     #: the ranks' own counters (kept only when per-image records are written)
     parts: list[Any]
-    context: DistContext
 
     def records(self, pair_key: dict[str, Any]) -> pd.DataFrame:
         """Every rank's records of this pair, in image-id order."""

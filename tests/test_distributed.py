@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from robustbench_sympie.aggregate import load_results
+from robustbench_sympie.cli.publish_leaderboard import main as publish_cli
 from robustbench_sympie.cli.run_suite import main as run_suite_cli
 from robustbench_sympie.distributed import DistContext, DistributedRunError, parse_shard
 from robustbench_sympie.errors import DataError
@@ -84,7 +85,7 @@ def test_plain_run_records_world_size_one_and_leaves_torch_distributed_alone(few
     assert not torch.distributed.is_initialized()
 
 
-def test_two_shards_merge_into_the_plain_run(few_images: Path, tmp_path: Path):
+def test_two_shards_merge_into_the_plain_run(few_images: Path, tmp_path: Path, capsys):
     plain = run_suite(_config(few_images, tmp_path / "plain"))
     s0 = run_suite(_config(few_images, tmp_path / "s0", shard=(0, 2)))
     s1 = run_suite(_config(few_images, tmp_path / "s1", shard=(1, 2)))
@@ -103,6 +104,11 @@ def test_two_shards_merge_into_the_plain_run(few_images: Path, tmp_path: Path):
 
     with pytest.raises(DataError, match=r"shard 1/2 is missing"):
         load_results([tmp_path / "s0" / "results.csv"])
+    # publish_leaderboard merges the shards (results and per-image records), and names a missing one
+    shards = [str(tmp_path / s / "results.csv") for s in ("s0", "s1")]
+    assert publish_cli([*shards, "--out", str(tmp_path / "board")]) == 0
+    assert publish_cli([shards[0], "--out", str(tmp_path / "board-missing")]) == 2
+    assert "shard 1/2 is missing" in capsys.readouterr().err
     shutil.copytree(tmp_path / "s0", tmp_path / "s0-again")
     with pytest.raises(DataError, match=r"shard 0/2 appears 2 times .*s0-again"):
         load_results([tmp_path / "s0" / "results.csv", tmp_path / "s0-again" / "results.csv",
