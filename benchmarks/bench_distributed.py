@@ -26,14 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--model", "efficientnet_lite0", "--enhancer", "identity", "--corruptions", "clean,gaussian_noise",
         "--severities", "3", "--batch-size", "16", "--workers", "0", "--device", "cpu", "--no-progress"]
 PLAIN = [sys.executable, "-m", "robustbench_sympie.cli.run_suite"]
-#: launcher and extra environment of each configuration (torchrun sets OMP_NUM_THREADS=1 for 2 processes)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+#: launcher and extra environment of each configuration (torchrun itself sets OMP_NUM_THREADS=1 for 2 processes)
 CONFIGS: dict[str, tuple[list[str], dict[str, str]]] = {
-    "1 process": (PLAIN, {}),
-    "1 process, OMP_NUM_THREADS=1": (PLAIN, {"OMP_NUM_THREADS": "1"}),
-    "torchrun x1 (no process group)": ([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                        "--nproc-per-node=1", "-m", "robustbench_sympie.cli.run_suite"], {}),
-    "torchrun x2 (Gloo)": ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           "-m", "robustbench_sympie.cli.run_suite"], {}),
+    "1 process, default threads": (PLAIN, {}),
+    "1 process, 1 thread": (PLAIN, ONE_THREAD),
+    "torchrun x1 (no process group), 1 thread": ([*TORCHRUN, "--nproc-per-node=1", "-m",
+                                                  "robustbench_sympie.cli.run_suite"], ONE_THREAD),
+    "torchrun x2 (Gloo), 1 thread each": ([*TORCHRUN, "--nproc-per-node=2", "-m", "robustbench_sympie.cli.run_suite"],
+                                          ONE_THREAD),
 }
 
 
@@ -73,10 +75,10 @@ def measure(images: int = 48, repeats: int = 2) -> dict[str, dict[str, float]]:
 
 
 def report(table: dict[str, dict[str, float]], images: int) -> str:
-    base = table["1 process"]
+    base = table["1 process, 1 thread"]
     lines = [f"grid: efficientnet_lite0 x identity x (clean, gaussian_noise/3), {images} images per cell, batch 16, "
              f"CPU ({os.cpu_count()} cores)", "",
-             "| configuration | wall time (s) | grid images/s | throughput ratio vs 1 process |",
+             "| configuration | wall time (s) | grid images/s | throughput ratio vs 1 process, 1 thread |",
              "|---|---|---|---|"]
     for name, row in table.items():
         lines.append(f"| {name} | {row['wall_s']:.1f} | {row['images_per_s']:.1f} | "
@@ -88,8 +90,9 @@ def test_distributed_throughput(benchmark) -> None:
     from conftest import record
 
     table = benchmark.pedantic(lambda: measure(images=32, repeats=1), rounds=1, warmup_rounds=0)
-    ratio = table["torchrun x2 (Gloo)"]["images_per_s"] / table["1 process"]["images_per_s"]
-    record(benchmark, "run_suite, 2 Gloo processes", table["torchrun x2 (Gloo)"]["images_per_s"], "images/s",
+    two = table["torchrun x2 (Gloo), 1 thread each"]["images_per_s"]
+    ratio = two / table["1 process, 1 thread"]["images_per_s"]
+    record(benchmark, "run_suite, 2 Gloo processes", two, "images/s",
            "2 processes / 1 process", ratio)
 
 
