@@ -205,3 +205,37 @@ def test_killed_rank_stops_its_peer_with_a_clear_message(few_images: Path, tmp_p
     assert procs[1].returncode == -9 and procs[0].returncode == 2
     assert "another rank died, was killed or did not answer" in outputs[0][1]
     assert list(read_results(tmp_path / "dist" / "results.csv")["corruption"]) == ["clean"]
+
+
+def test_readme_distributed_commands_parse():
+    """Every torchrun / run_suite / publish_leaderboard command of the README's section parses as written."""
+    import re
+    import shlex
+
+    from torch.distributed.run import get_args_parser
+
+    from robustbench_sympie.cli.publish_leaderboard import build_parser as publish_parser
+    from robustbench_sympie.cli.run_suite import build_parser
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Many GPUs and machines"):text.index("## Models")]
+    values = {"$(which run_suite)": "run_suite", "$SLURM_ARRAY_TASK_ID": "3", "$SLURM_ARRAY_TASK_COUNT": "8",
+              "$SLURM_NNODES": "2", "$SLURM_JOB_ID": "42", "$head": "node1"}
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            for name, value in values.items():
+                line = line.replace(name, value)
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "srun":
+                words = words[1:]
+            if words and words[0] in ("torchrun", "run_suite", "publish_leaderboard"):
+                commands.append(words)
+    assert {c[0] for c in commands} == {"torchrun", "run_suite", "publish_leaderboard"} and len(commands) >= 5
+    for words in commands:
+        if words[0] == "torchrun":
+            launcher = get_args_parser().parse_args(words[1:])
+            assert launcher.training_script == "run_suite"
+            words = ["run_suite", *launcher.training_script_args]
+        parser = build_parser() if words[0] == "run_suite" else publish_parser()
+        parser.parse_args(words[1:])
