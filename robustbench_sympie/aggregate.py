@@ -8,12 +8,15 @@ Units follow the column names: ``top1``/``top5`` are fractions, ``*_pct`` and ``
 Several results files (runs, machines, shards of one grid) can be concatenated with :func:`load_results`. A cell
 that appears more than once is reported by :func:`find_duplicates` and kept once: identical repeats (same counts
 and configuration) are dropped silently, conflicting ones raise :class:`~.errors.DataError` unless the caller
-chooses which copy wins.
+chooses which copy wins. Rows of independent shards (``run_suite --shard K/N``, column ``shard``) are first
+summed into whole cells by :func:`merge_shards`, which refuses a missing or repeated shard.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,11 @@ MIXED_CELL = r"^mixed_(\d+)$"
 FLAG_CELL = r"^flag_(\w+)$"
 BASELINE = "identity"
 ON_CONFLICT = ("error", "first", "last")
+#: ``K/N`` in the ``shard`` column of a shard's rows
+SHARD = re.compile(r"^(\d+)/(\d+)$")
+#: summed when the shards of a cell are merged (the accuracies are recomputed from the counts)
+SHARD_SUMMED: tuple[str, ...] = ("n", "n_correct_top1", "n_correct_top5", "n_skipped", "seconds",
+                                 "compute_seconds", "data_seconds")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -96,6 +104,70 @@ def find_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
     return repeated.assign(conflict=distinct.gt(1).any(axis=1)).sort_values(key, kind="stable")
 
 
+def merge_shards(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sum the rows of independent shards (``shard`` = ``"K/N"``) into one row per cell; other rows pass through.
+
+    Each cell (per image set) must hold every shard ``0/N .. N-1/N`` exactly once, computed with one
+    configuration; otherwise :class:`~.errors.DataError` names the missing or repeated shards and their files.
+    A merged row has the summed counts, ``top1``/``top5`` recomputed, ``n_shards`` = N and no ``shard``.
+    """
+    if "shard" not in frame.columns:
+        return frame
+    sharded = frame["shard"].notna() & (frame["shard"].astype(str).str.strip() != "")
+    if not sharded.any():
+        return frame
+    key = cell_key(frame) + [c for c in ("image_set",) if c in frame.columns]
+    problems: list[str] = []
+    merged: list[pd.Series] = []
+    for cell, group in frame[sharded].groupby(key, dropna=False, sort=False):
+        name = "/".join(str(v) for v in (cell if isinstance(cell, tuple) else (cell,))[:5])
+        problems.extend(_shard_problems(name, group))
+        row = group.iloc[0].copy()
+        for column in (c for c in SHARD_SUMMED if c in group.columns):
+            row[column] = group[column].sum()
+        n = row["n"]
+        row["top1"] = row["n_correct_top1"] / n if n else float("nan")
+        row["top5"] = row["n_correct_top5"] / n if n else float("nan")
+        if "images_per_second" in row and "seconds" in row:
+            row["images_per_second"] = round(n / row["seconds"], 2) if row["seconds"] > 0 else float("nan")
+        if "source" in group.columns:
+            row["source"] = "+".join(dict.fromkeys(group["source"].astype(str)))
+        row["shard"], row["n_shards"] = float("nan"), len(group)
+        if "shard_images" in row:
+            row["shard_images"] = float("nan")
+        merged.append(row)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} problems)" if len(problems) > 5 else "")
+        raise DataError(f"sharded results do not add up to whole cells: {shown}")
+    whole = pd.DataFrame(merged).infer_objects()
+    whole = whole.astype({c: frame[c].dtype for c in COUNT_COLUMNS if c in frame.columns})
+    return pd.concat([frame[~sharded], whole], ignore_index=True)
+
+
+def _shard_problems(cell: str, group: pd.DataFrame) -> list[str]:
+    """What keeps the shard rows of one cell from adding up: missing, repeated or mismatched shards."""
+    parsed = [SHARD.match(str(s).strip()) for s in group["shard"]]
+    if not all(parsed):
+        bad = sorted({str(s) for s, m in zip(group["shard"], parsed, strict=True) if not m})
+        return [f"cell {cell}: unreadable shard label(s) {bad} (expected K/N)"]
+    specs = [(int(m[1]), int(m[2])) for m in parsed if m]
+    counts = sorted({n for _, n in specs})
+    if len(counts) > 1:
+        return [f"cell {cell}: shards of different splits ({', '.join(f'of {n}' for n in counts)}) cannot be merged"]
+    total = counts[0]
+    sources = group["source"].astype(str).tolist() if "source" in group.columns else ["?"] * len(group)
+    seen = Counter(k for k, _ in specs)
+    problems = [f"cell {cell}: shard {k}/{total} is missing" for k in range(total) if k not in seen]
+    for k, times in sorted(seen.items()):
+        if times > 1:
+            files = ", ".join(s for (j, _), s in zip(specs, sources, strict=True) if j == k)
+            problems.append(f"cell {cell}: shard {k}/{total} appears {times} times ({files})")
+    if "config_hash" in group.columns and group["config_hash"].astype(str).nunique() > 1:
+        problems.append(f"cell {cell}: shards computed with different settings "
+                        f"(config {sorted(group['config_hash'].astype(str).unique())})")
+    return problems
+
+
 class ConflictingCellsError(DataError):
     """Copies of a cell disagree; ``what`` says which cells, the message adds how to choose (API wording)."""
 
@@ -108,6 +180,7 @@ def deduplicate(frame: pd.DataFrame, on_conflict: str = "error") -> LoadedResult
     """Keep one row per cell; conflicting copies raise unless ``on_conflict`` is ``"first"`` or ``"last"``."""
     if on_conflict not in ON_CONFLICT:
         raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
+    frame = merge_shards(frame)  # independent shards of a cell -> one whole cell
     frame = label_image_sets(frame)  # cells of different image sets are different cells, shown side by side
     duplicates = find_duplicates(frame)
     conflicts = duplicates[duplicates["conflict"]]

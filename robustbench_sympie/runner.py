@@ -14,19 +14,20 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from .corruptions import SEVERITIES
 from .corruptions.backends import resolve_backend
 from .datasets import Batch, Cell, EvalDataset, collate_samples, create_dataset
 from .device import resolve_device
+from .distributed import DEFAULT_TIMEOUT_S, DistContext, check_resume_shard
 from .enhancers import ENHANCERS, Enhancer
 from .enhancers.spec import EnhancerSpec, enhancer_kwargs, parse_enhancer_specs
 from .errors import SuiteError
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 UNTRAINED_SUFFIX = "[untrained]"
 #: provenance that describes the request, not the settings a cell's numbers depend on (kept out of config_hash)
-UNHASHED_PROVENANCE = frozenset({"missing_cells", "image_set"})
+UNHASHED_PROVENANCE = frozenset({"missing_cells", "image_set", "world_size", "shard", "shard_images"})
 
 
 @dataclass
@@ -78,6 +79,10 @@ class SuiteConfig:
     channels_last: bool = False
     #: ``torch.compile`` the enhancers and models
     compile: bool = False
+    #: ``(K, N)``: evaluate only shard K of N of every cell's images (job arrays, see :mod:`.distributed`)
+    shard: tuple[int, int] | None = None
+    #: seconds a torch.distributed collective waits for the other ranks before the run stops
+    dist_timeout: float = DEFAULT_TIMEOUT_S
 
 
 @dataclass
@@ -331,14 +336,15 @@ class CellBatchSampler(Sampler[list[int]]):
         return sum(self.batches_per_cell())
 
 
-def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfig,
-                 device: torch.device) -> Iterator[tuple[int, Iterator[Batch]]]:
+def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfig, device: torch.device,
+                 shard: Callable[[Dataset], Dataset] = lambda part: part) -> Iterator[tuple[int, Iterator[Batch]]]:
     """(number of images, iterator of batches) per cell, all drawn from a single DataLoader over the whole plan.
 
     One loader (one set of worker processes, prefetching across cell boundaries) serves every cell, so
-    decoding and corrupting the next cell overlaps with evaluating the current one.
+    decoding and corrupting the next cell overlaps with evaluating the current one. ``shard`` picks this
+    process's images of each cell (see :meth:`.DistContext.shard`).
     """
-    parts = [dataset.cell_dataset(cell) for cell in cells]
+    parts = [shard(dataset.cell_dataset(cell)) for cell in cells]
     sampler = CellBatchSampler([len(part) for part in parts], config.batch_size)
     loader = DataLoader(ConcatDataset(parts), batch_sampler=sampler, num_workers=config.workers,
                         collate_fn=collate_samples, pin_memory=device.type == "cuda")
@@ -354,7 +360,8 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     from .output_folder import check_writable_folder
 
     check_writable_folder(config.out)  # before any image is scanned or model loaded
-    device = resolve_device(config.device)
+    dist, device = DistContext.from_env(resolve_device(config.device), config.dist_timeout, config.shard)
+    config = replace(config, progress=config.progress and dist.is_main)
     if config.precision not in PRECISIONS:
         raise SuiteError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
     backend = resolve_backend(config.corruption_backend, device)
@@ -371,31 +378,37 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default",
                   "corruption_backend": backend, "precision": config.precision,
                   "channels_last": config.channels_last, "compiled": config.compile,
-                  "image_set": image_set_id(dataset)}
+                  "image_set": image_set_id(dataset), "world_size": dist.world_size,
+                  **dist.shard_provenance(dataset)}
     settings = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
+    dist.check_same("image set", provenance["image_set"])
     for pair in pairs:
         pair.config_hash = config_hash({**settings, "enhancer_weights": pair.enhancer_weights})
     metadata = run_metadata(str(device))
     cells = dataset.cells()
-    plan = []
-    for cell in cells:
-        key = {"dataset": dataset.name, "corruption": cell.corruption, "severity": cell.severity}
-        pending = [p for p in pairs if not store.finished(
-            {"enhancer": p.enhancer_name, "model": p.model_name, **key}, p.config_hash)]
-        if pending:
-            plan.append((cell, key, pending))
+    keys = [{"dataset": dataset.name, "corruption": cell.corruption, "severity": cell.severity} for cell in cells]
+
+    def pending_pairs() -> list[tuple[int, list[int]]]:  # (cell, pending pairs) by position, decided on rank 0
+        check_resume_shard(store.frame, config.shard, str(store.path))
+        todo = [(i, [j for j, p in enumerate(pairs) if not store.finished(
+            {"enhancer": p.enhancer_name, "model": p.model_name, **key}, p.config_hash)]) for i, key in enumerate(keys)]
+        return [(i, pending) for i, pending in todo if pending]
+
+    plan = [(cells[i], keys[i], [pairs[j] for j in pending]) for i, pending in dist.broadcast(pending_pairs)]
     if len(plan) < len(cells):
         log.info("resuming: %d of %d cells already done in %s", len(cells) - len(plan), len(cells), store.path)
     mask = dataset.logit_mask()
     mask = None if mask is None else mask.to(device=device, dtype=torch.bool)
-    context = RunContext(dataset, config, device, provenance, metadata, out / "skipped.log", mask)
+    context = RunContext(dataset, config, device, provenance, metadata, out / "skipped.log", mask, dist)
 
     with tqdm(total=len(cells), initial=len(cells) - len(plan), desc="grid", unit="cell",
               disable=not config.progress, position=0) as grid_bar:
         if plan:
-            batches = cell_batches(dataset, [cell for cell, _, _ in plan], config, device)
+            batches = cell_batches(dataset, [cell for cell, _, _ in plan], config, device, dist.shard)
             for (cell, key, pending), (size, cell_stream) in zip(plan, batches, strict=True):
-                store.append(_run_cell(cell_stream, size, cell, pending, key, context))
+                rows = _run_cell(cell_stream, size, cell, pending, key, context)
+                if dist.is_main:
+                    store.append(rows)
                 grid_bar.update(1)
     return store.frame
 
@@ -411,6 +424,7 @@ class RunContext:
     metadata: dict[str, Any]
     log_path: Path
     logit_mask: torch.Tensor | None
+    dist: DistContext = field(default_factory=DistContext)
 
 
 def _run_cell(batches: Iterable[Batch], n_images: int, cell: Cell, pairs: Sequence[Pair], key: dict,
@@ -422,8 +436,10 @@ def _run_cell(batches: Iterable[Batch], n_images: int, cell: Cell, pairs: Sequen
               position=1) as bar:
         compute = ComputeSettings(context.dataset.device_corruption(cell), context.config.precision,
                                   context.config.channels_last)
-        counters, data_seconds, errors = evaluate_cell(batches, pairs, context.device, bar.update,
-                                                       context.logit_mask, context.config.records, compute)
+        counters, data_seconds, errors = context.dist.run_cell(label, len(pairs), lambda: evaluate_cell(
+            batches, pairs, context.device, bar.update, context.logit_mask, context.config.records, compute))
+    if not context.dist.is_main:
+        return []  # rank 0 writes the cell
     log_path, provenance, metadata = context.log_path, context.provenance, context.metadata
     if errors:
         log.warning("%s: skipped %d unreadable image(s), listed in %s", label, len(errors), log_path)

@@ -126,7 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile enhancers and models (speed, GPU)")
     p.add_argument("--no-records", action="store_true",
                    help="do not write per-image records (OUT/records/*.parquet; needed for paired statistics)")
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="evaluate only shard K of N (K = 0..N-1) of every cell's images, without a process group "
+                   "(job arrays); the default --out gets a -shard-K-of-N suffix; publish_leaderboard merges the "
+                   "shards' results.csv files into whole cells")
+    p.add_argument("--dist-timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="under torchrun: how long a rank waits for the others in a collective before the run stops")
     return p
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from robustbench_sympie.distributed import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def print_listing() -> None:
@@ -181,14 +196,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import logging
 
+    from robustbench_sympie.atomic import write_atomic
+    from robustbench_sympie.distributed import is_main_process
     from robustbench_sympie.runner import SuiteConfig, run_suite
     from robustbench_sympie.summary import format_summary
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    rank = os.environ.get("RANK", "0")
+    where = "" if rank == "0" else f"[rank {rank}] "
+    logging.basicConfig(level=logging.INFO if rank == "0" else logging.WARNING,
+                        format=f"%(levelname)s {where}%(message)s")
     demo = args.data_root is None
     corruptions = args.corruptions or (DEMO_CORRUPTIONS if demo else FULL_CORRUPTIONS)
     severities = args.severities or parse_severities(DEMO_SEVERITIES if demo else FULL_SEVERITIES)
     out = args.out or str(Path("runs") / f"{args.dataset}-{'demo' if demo else Path(args.data_root).name}")
+    if args.shard and not args.out:
+        out += f"-shard-{args.shard[0]}-of-{args.shard[1]}"
     enhancers = [args.enhancer] if args.enhancer is not None else default_enhancers(args.model)
     config = SuiteConfig(
         enhancers=enhancers, models=args.model, dataset=args.dataset, data_root=args.data_root,
@@ -197,12 +219,14 @@ def _run(args: argparse.Namespace) -> int:
         out=out, model_weights=args.weights, enhancer_weights=args.enhancer_weights,
         allow_untrained=args.allow_untrained, progress=not args.no_progress, records=not args.no_records,
         corruption_backend=args.corruption_backend, precision=args.precision, channels_last=args.channels_last,
-        compile=args.compile,
+        compile=args.compile, shard=args.shard, dist_timeout=args.dist_timeout,
     )
     results = run_suite(config)
+    if not is_main_process():
+        return 0  # rank 0 writes the summary and prints it
     this_run = results[results["model"].isin(config.models)]
     text = format_summary(this_run)
-    (Path(out) / "summary.md").write_text(text + "\n", encoding="utf-8")
+    write_atomic(Path(out) / "summary.md", text + "\n")
     print(text)
     print(f"\nresults: {Path(out) / 'results.csv'}")
     return 0
