@@ -254,6 +254,9 @@ class DistContext:
             failure = f"{type(exc).__name__}: {exc}"
             counters, data_seconds, errors = {}, 0.0, []
         parts = list(counters.values())
+        if any(not hasattr(c, "top1") for c in parts):  # the same pairs on every rank: all stop here together
+            raise SuiteError("segmentation grids are not distributed yet (only classification counts are summed "
+                             "over ranks): run them in one process, or as independent --shard K/N jobs")
         counts = [1 if failure else 0, len(errors)] + [v for c in parts for v in (c.n, c.top1, c.top5)]
         # a failed rank has no counters: its counts are padded to the shape the others send
         totals = self.all_reduce_counts(counts + [0] * (2 + 3 * n_pairs - len(counts)))
@@ -287,6 +290,12 @@ class CombinedCounter:
     seconds: float
     #: the ranks' own counters (kept only when per-image records are written)
     parts: list[Any]
+
+    def columns(self) -> dict[str, Any]:
+        """The summed counts as results columns (as :meth:`~.runner.CellCounter.columns`)."""
+        return {"n": self.n, "n_correct_top1": self.top1, "n_correct_top5": self.top5,
+                "top1": self.top1 / self.n if self.n else float("nan"),
+                "top5": self.top5 / self.n if self.n else float("nan")}
 
     def records(self, pair_key: dict[str, Any]) -> pd.DataFrame:
         """Every rank's records of this pair, in image-id order."""
