@@ -33,7 +33,7 @@ from robustbench_sympie.metrics import (
     sum_confusions,
 )
 from robustbench_sympie.models import MODELS, create_model
-from robustbench_sympie.models.segmentation import Segmenter, window_starts
+from robustbench_sympie.models.segmenter import Segmenter, window_starts
 from robustbench_sympie.runner import SuiteConfig, run_suite
 from robustbench_sympie.tasks import SegmentationCounter
 

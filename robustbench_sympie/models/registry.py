@@ -8,6 +8,7 @@ from ..errors import MissingExtraError
 from ..registry import Registry
 from .base import Classifier
 from .extras import missing_extra_message
+from .segmenter import Segmenter
 
 MODELS: Registry = Registry(
     "model",
@@ -25,7 +26,7 @@ def register_model(name: str | None = None, *, overwrite: bool = False):
     return MODELS.register(name, overwrite=overwrite)
 
 
-def create_model(name: str, **kwargs: Any) -> Classifier:
+def create_model(name: str, **kwargs: Any) -> Classifier | Segmenter:
     """Build the frozen model registered as ``name``; ``name:key=value:...`` passes constructor arguments
     (``deeplabv3_resnet50:weights=ckpt.pth:window=1024``), which win over ``kwargs``."""
     if ":" in name:
