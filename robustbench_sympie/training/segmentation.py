@@ -31,7 +31,8 @@ from ..imageio import evenly_spaced, load_rgb
 from ..metrics import IGNORE_INDEX, ConfusionMatrix, miou
 from .config import TrainConfig, TrainingConfigError
 from .data import HELD_OUT_SEVERITIES, CorruptedTrainingSet, _corruption, _worker_init, held_out_choice, sample_rng
-from .step import Models, as_input, classify
+from .evaluate import score_held_out_views
+from .step import Models, classify
 from .trainer import TrainResult, _Trainer
 
 CITYSCAPES_TRAIN = Layout("leftImg8bit/train", "gtFine/train", "_leftImg8bit.png", "_gtFine_labelIds.png",
@@ -148,8 +149,6 @@ def build_segmentation_held_out(records: Sequence[SegRecord], pool: Sequence[str
 def evaluate_segmentation(models: Models, held_out: SegmentationHeldOut, *, batch_size: int, amp: bool,
                           channels_last: bool = False) -> dict[str, float]:
     """Held-out mIoU (%) of the segmenter on clean, corrupted and enhanced (student, EMA) images."""
-    modes = {name: m.training for name, m in models.student.named_modules()}
-    models.student.eval()
     matrices: dict[str, ConfusionMatrix] = {}
 
     def count(name: str, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -158,18 +157,7 @@ def evaluate_segmentation(models: Models, held_out: SegmentationHeldOut, *, batc
             matrices[name] = ConfusionMatrix(logits.shape[1], device=logits.device)
         matrices[name].update(logits.argmax(1), labels)
 
-    for start in range(0, len(held_out), batch_size):
-        part = slice(start, start + batch_size)
-        clean = as_input(held_out.clean[part], channels_last)
-        corrupted = as_input(held_out.corrupted[part], channels_last)
-        labels = held_out.labels[part]
-        count("clean", clean, labels)
-        count("corrupted", corrupted, labels)
-        count("enhanced", models.student(corrupted), labels)
-        count("enhanced_ema", models.ema(corrupted), labels)
-        count("enhanced_clean", models.ema(clean), labels)
-    for name, module in models.student.named_modules():
-        module.training = modes[name]
+    score_held_out_views(models, held_out, batch_size=batch_size, channels_last=channels_last, count=count)
     return {name: 100.0 * miou(m.numpy()) for name, m in matrices.items()}
 
 
