@@ -36,6 +36,15 @@ def tiny_test_model(weights=None) -> Classifier:
     return Classifier(TinyNet(), name="tiny_test_model", weights="random-fixed")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of small-tensor tests (no OpenMP start-up or contention), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def demo_root() -> Path:
     return demo_data_root()

@@ -39,12 +39,7 @@ NOISE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
 MINE = tuple(DETERMINISTIC) + tuple(RANDOM)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -56,13 +56,7 @@ PSNR_GAP_DB = {"snow": 0.5,  # [0.12]
 N_RUN_SEEDS = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread avoids OpenMP start-up and contention on shared cores (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small tensors: one thread avoids contention
 
 
 @pytest.fixture(scope="module")

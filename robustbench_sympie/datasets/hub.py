@@ -14,6 +14,7 @@ Images are decoded here (not by ``datasets``), so an unreadable one becomes a sk
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Sequence
@@ -81,18 +82,22 @@ class HubCell(ImageCellDataset):
         self.crop = crop
         self.source = where
 
+    @functools.lru_cache(maxsize=1)  # noqa: B019 - one row: target, id and pixels of a sample read it once
+    def _row(self, record: int) -> dict[str, Any]:
+        return self.table[record]
+
     def target(self, record: int) -> int:
-        return _label_of(self.table[record], self.source)
+        return _label_of(self._row(record), self.source)
 
     def image_id(self, record: int) -> str:
-        return str(self.table[record].get("filename") or f"row {record}")
+        return str(self._row(record).get("filename") or f"row {record}")
 
     def where(self, record: int) -> str:
         return f"{self.source} {self.image_id(record)}"
 
     def pixels(self, record: int) -> np.ndarray:
         try:
-            with Image.open(io.BytesIO(self.table[record]["image"]["bytes"])) as image:
+            with Image.open(io.BytesIO(self._row(record)["image"]["bytes"])) as image:
                 return fit_to_crop(image.convert("RGB"), self.crop)
         except (UnidentifiedImageError, ValueError) as exc:
             raise OSError(str(exc)) from exc
