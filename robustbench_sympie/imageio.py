@@ -13,12 +13,16 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError
 from .labels import imagenet_classes
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _WNID = re.compile(r"^n\d{8}$")
@@ -104,8 +108,9 @@ def evenly_spaced(records: list[ImageRecord], limit: int | None) -> list[ImageRe
     return [records[i] for i in picks]
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Decode an image file to RGB (grey-scale, palette, CMYK and alpha images included).
+def load_rgb(path: str | os.PathLike | BinaryIO) -> Image.Image:
+    """Decode an image file (a path or an open binary file) to RGB (grey-scale, palette, CMYK and alpha images
+    included).
 
     Raises ``OSError`` for unreadable or truncated files.
     """
@@ -138,3 +143,38 @@ class Preprocess:
 
         image = TF.center_crop(TF.resize(image, self.resize, antialias=True), [self.crop, self.crop])
         return np.array(image, dtype=np.uint8)  # a writable copy
+
+    def on_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """The same geometry on uint8 ``... x 3 x H x W`` tensors of one size, on their device.
+
+        torchvision's antialiased bilinear resize of tensors follows Pillow's; the pixels differ from
+        :meth:`__call__`'s by rounding (at most a few grey levels, about 0.3 on average).
+        """
+        import torchvision.transforms.v2.functional as F
+
+        images = F.resize(images, [self.resize], antialias=True)
+        return F.center_crop(images, [self.crop, self.crop])
+
+
+@dataclass(frozen=True)
+class FitToCrop:
+    """Centre-crop an image that is already at evaluation geometry (a rendered set's files) to ``crop``;
+    an image smaller than ``crop`` is first resized to it (shorter side)."""
+
+    crop: int = 224
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """PIL RGB image -> ``crop x crop x 3`` uint8 array."""
+        import torchvision.transforms.functional as TF
+
+        if min(image.size) < self.crop:
+            return Preprocess(self.crop, self.crop)(image)
+        return np.array(TF.center_crop(image, [self.crop, self.crop]), dtype=np.uint8)
+
+    def on_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """The same geometry on uint8 ``... x 3 x H x W`` tensors of one size, on their device."""
+        import torchvision.transforms.v2.functional as F
+
+        if min(images.shape[-2:]) < self.crop:
+            return Preprocess(self.crop, self.crop).on_tensor(images)
+        return F.center_crop(images, [self.crop, self.crop])

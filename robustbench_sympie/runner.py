@@ -26,7 +26,9 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from .corruptions import SEVERITIES
 from .corruptions.backends import resolve_backend
 from .datasets import Batch, Cell, EvalDataset, collate_samples, create_dataset
+from .datasets.base import ImageCellDataset
 from .device import resolve_device
+from .device_decode import DeviceDecoder, resolve_decode
 from .distributed import DEFAULT_TIMEOUT_S, DistContext, check_resume_shard
 from .enhancers import ENHANCERS, Enhancer
 from .enhancers.spec import EnhancerSpec, enhancer_kwargs, parse_enhancer_specs
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 UNTRAINED_SUFFIX = "[untrained]"
 #: provenance that describes the request, not the settings a cell's numbers depend on (kept out of config_hash)
 UNHASHED_PROVENANCE = frozenset({"missing_cells", "image_set", "world_size", "shard", "shard_images"})
+#: provenance entries hashed only when they differ from these values (the settings of runs made before the
+#: entry existed), so that those runs' configuration hashes stay valid
+HASHED_UNLESS = {"decode": "workers"}
 
 
 @dataclass
@@ -73,6 +78,9 @@ class SuiteConfig:
     records: bool = True
     #: ``auto`` (torch on CUDA, reference elsewhere), ``reference`` or ``torch`` (see :mod:`.corruptions.backends`)
     corruption_backend: str = "auto"
+    #: where JPEG files are decoded: ``auto`` (the device on CUDA), ``workers`` or ``device`` (see
+    #: :mod:`.device_decode`)
+    decode: str = "auto"
     #: ``fp32`` (exact, the default), ``bf16`` or ``fp16`` autocast for enhancers and models
     precision: str = "fp32"
     #: channels-last memory format for the models' inputs and weights
@@ -280,11 +288,27 @@ PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat1
 
 @dataclass(frozen=True)
 class ComputeSettings:
-    """How batches are computed: the cell's on-device corruption, autocast precision and memory format."""
+    """How batches are computed: the cell's on-device decoding and corruption, autocast precision and memory
+    format."""
 
     device_corruption: Callable[[torch.Tensor, Sequence[str]], torch.Tensor] | None = None
     precision: str = "fp32"
     channels_last: bool = False
+    #: decodes batches that hold JPEG bytes (``--decode device``)
+    decoder: DeviceDecoder | None = None
+
+    def decode(self, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+        """(uint8 images on the device, targets, image ids, messages of the images that could not be decoded)."""
+        if not isinstance(batch.images, list):
+            return (batch.images.to(device, non_blocking=True), batch.targets.to(device, non_blocking=True),
+                    batch.image_ids, [])
+        if self.decoder is None:
+            raise SuiteError("a batch of encoded images reached a cell without a decoder (internal error)")
+        images, kept, errors = self.decoder(batch.images, batch.sources)
+        targets, image_ids = batch.targets, batch.image_ids
+        if len(kept) < len(image_ids):
+            targets, image_ids = targets[kept], [image_ids[i] for i in kept]
+        return images, targets.to(device, non_blocking=True), image_ids, errors
 
     def prepare(self, images: torch.Tensor, image_ids: Sequence[str]) -> torch.Tensor:
         """uint8 batch on the device -> (corrupted) float batch in [0, 1]."""
@@ -334,8 +358,9 @@ def evaluate_cell(
         errors.extend(batch.errors)
         if batch.targets.numel():
             with torch.inference_mode():
-                images = compute.prepare(batch.images.to(device, non_blocking=True), batch.image_ids)
-            targets = batch.targets.to(device, non_blocking=True)
+                images, targets, image_ids, failed = compute.decode(batch, device)
+                errors.extend(failed)
+                images = compute.prepare(images, image_ids)
             enhanced: dict[int, torch.Tensor] = {}
             for pair in pairs:
                 started = timer.start()
@@ -348,7 +373,7 @@ def evaluate_cell(
                     logits = pair.model(enhanced[key]).float()
                     if logit_mask is not None:
                         logits = logits.masked_fill(~logit_mask, float("-inf"))
-                    counters[id(pair)].update(logits, targets, batch.image_ids)
+                    counters[id(pair)].update(logits, targets, image_ids)
                 timer.stop(id(pair), started)
         if on_batch is not None:
             on_batch(len(batch.image_ids) + len(batch.errors))
@@ -378,21 +403,38 @@ class CellBatchSampler(Sampler[list[int]]):
         return sum(self.batches_per_cell())
 
 
+def device_decoders(cell_datasets: Sequence[Dataset], decode: str, device: torch.device) -> list[DeviceDecoder | None]:
+    """With ``decode == "device"``, let the cells whose pixels are decoded files plus a geometry ship JPEG bytes,
+    and return each cell's decoder (None for the cells decoded in the workers)."""
+    decoders: list[DeviceDecoder | None] = []
+    for part in cell_datasets:
+        on_device = decode == "device" and isinstance(part, ImageCellDataset) and part.geometry is not None
+        if on_device:
+            part.ship_encoded = True
+        decoders.append(DeviceDecoder(part.geometry, device) if on_device else None)
+    return decoders
+
+
 def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfig, device: torch.device,
-                 shard: Callable[[Dataset], Dataset] = lambda part: part) -> Iterator[tuple[int, Iterator[Batch]]]:
-    """(number of images, iterator of batches) per cell, all drawn from a single DataLoader over the whole plan.
+                 shard: Callable[[Dataset], Dataset] = lambda part: part, decode: str = "workers",
+                 ) -> Iterator[tuple[int, Iterator[Batch], DeviceDecoder | None]]:
+    """(number of images, iterator of batches, decoder) per cell, all drawn from a single DataLoader over the
+    whole plan.
 
     One loader (one set of worker processes, prefetching across cell boundaries) serves every cell, so
     decoding and corrupting the next cell overlaps with evaluating the current one. ``shard`` picks this
-    process's images of each cell (see :meth:`.DistContext.shard`).
+    process's images of each cell (see :meth:`.DistContext.shard`); ``decode`` says where JPEG files are
+    decoded (see :mod:`.device_decode`).
     """
-    parts = [shard(dataset.cell_dataset(cell)) for cell in cells]
+    cell_datasets = [dataset.cell_dataset(cell) for cell in cells]
+    decoders = device_decoders(cell_datasets, decode, device)
+    parts = [shard(part) for part in cell_datasets]
     sampler = CellBatchSampler([len(part) for part in parts], config.batch_size)
     loader = DataLoader(ConcatDataset(parts), batch_sampler=sampler, num_workers=config.workers,
                         collate_fn=collate_samples, pin_memory=device.type == "cuda")
     stream = iter(loader)
-    for size, count in zip(sampler.sizes, sampler.batches_per_cell(), strict=True):
-        yield size, itertools.islice(stream, count)
+    for size, count, decoder in zip(sampler.sizes, sampler.batches_per_cell(), decoders, strict=True):
+        yield size, itertools.islice(stream, count), decoder
 
 
 def run_suite(config: SuiteConfig) -> pd.DataFrame:
@@ -407,6 +449,7 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     if config.precision not in PRECISIONS:
         raise SuiteError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
     backend = resolve_backend(config.corruption_backend, device)
+    decode = resolve_decode(config.decode, device)
     dataset = create_dataset(
         config.dataset, data_root=config.data_root, corruptions=config.corruptions, severities=config.severities,
         seed=config.seed, preprocess=Preprocess(config.resize, config.crop), limit=config.limit,
@@ -417,12 +460,14 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out)
-    provenance = {"dataset": dataset.name, **dataset.provenance(), "model_weights": config.model_weights or "default",
-                  "corruption_backend": backend, "precision": config.precision,
+    # stored sets have no on-the-fly corruption: their pixels are the reference's (on-the-fly sets say which)
+    provenance = {"dataset": dataset.name, "corruption_backend": "reference", **dataset.provenance(),
+                  "model_weights": config.model_weights or "default", "decode": decode, "precision": config.precision,
                   "channels_last": config.channels_last, "compiled": config.compile,
                   "image_set": image_set_id(dataset), "world_size": dist.world_size,
                   **dist.shard_provenance(dataset)}
-    settings = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
+    settings = {k: v for k, v in provenance.items()
+                if k not in UNHASHED_PROVENANCE and HASHED_UNLESS.get(k, object()) != v}
     dist.check_same("image set", provenance["image_set"])
     for pair in pairs:
         pair.config_hash = config_hash({**settings, "enhancer_weights": pair.enhancer_weights})
@@ -446,9 +491,9 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     with tqdm(total=len(cells), initial=len(cells) - len(plan), desc="grid", unit="cell",
               disable=not config.progress, position=0) as grid_bar:
         if plan:
-            batches = cell_batches(dataset, [cell for cell, _, _ in plan], config, device, dist.shard)
-            for (cell, key, pending), (size, cell_stream) in zip(plan, batches, strict=True):
-                rows = _run_cell(cell_stream, size, cell, pending, key, context)
+            batches = cell_batches(dataset, [cell for cell, _, _ in plan], config, device, dist.shard, decode)
+            for (cell, key, pending), (size, cell_stream, decoder) in zip(plan, batches, strict=True):
+                rows = _run_cell(cell_stream, size, cell, pending, key, context, decoder)
                 if dist.is_main:
                     store.append(rows)
                 grid_bar.update(1)
@@ -470,14 +515,14 @@ class RunContext:
 
 
 def _run_cell(batches: Iterable[Batch], n_images: int, cell: Cell, pairs: Sequence[Pair], key: dict,
-              context: RunContext) -> list[dict[str, Any]]:
+              context: RunContext, decoder: DeviceDecoder | None = None) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     label = f"{cell.corruption}/{cell.severity}"
     with tqdm(total=n_images, desc=label, unit="img", leave=False, disable=not context.config.progress,
               position=1) as bar:
         compute = ComputeSettings(context.dataset.device_corruption(cell), context.config.precision,
-                                  context.config.channels_last)
+                                  context.config.channels_last, decoder)
         counters, data_seconds, errors = context.dist.run_cell(label, len(pairs), lambda: evaluate_cell(
             batches, pairs, context.device, bar.update, context.logit_mask, context.config.records, compute))
     if not context.dist.is_main:

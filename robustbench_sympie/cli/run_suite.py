@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where on-the-fly corruptions are computed: 'reference' (the published imagecorruptions "
                    "code, per image in the workers), 'torch' (batched on the evaluation device), 'auto' (torch on "
                    "CUDA, reference elsewhere); recorded in every row and in the configuration hash")
+    p.add_argument("--decode", choices=("auto", "workers", "device"), default="auto",
+                   help="where JPEG files are decoded: 'workers' (Pillow, in the DataLoader workers), 'device' (the "
+                   "workers read the bytes, the device decodes them and resizes and crops there: nvJPEG on CUDA; "
+                   "only for images that need no corruption in the workers), 'auto' (device on CUDA, workers "
+                   "elsewhere); recorded in every row, and in the configuration hash when 'device'")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="autocast precision of enhancers and models (fp32 is exact)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (speed, GPU)")
@@ -218,7 +223,8 @@ def _run(args: argparse.Namespace) -> int:
         resize=args.resize, crop=args.crop, batch_size=args.batch_size, workers=args.workers, device=args.device,
         out=out, model_weights=args.weights, enhancer_weights=args.enhancer_weights,
         allow_untrained=args.allow_untrained, progress=not args.no_progress, records=not args.no_records,
-        corruption_backend=args.corruption_backend, precision=args.precision, channels_last=args.channels_last,
+        corruption_backend=args.corruption_backend, decode=args.decode, precision=args.precision,
+        channels_last=args.channels_last,
         compile=args.compile, shard=args.shard, dist_timeout=args.dist_timeout,
     )
     results = run_suite(config)

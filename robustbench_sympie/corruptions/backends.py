@@ -13,6 +13,7 @@ large speed-up on a few cores and the reference pixels are exact.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,29 +22,43 @@ import torch
 from ..errors import SuiteError
 from .base import sample_seed
 
+log = logging.getLogger(__name__)
+
 BACKENDS: tuple[str, ...] = ("reference", "torch")
 CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
+
+
+class AutoBackend(str):
+    """A backend that ``auto`` chose (equal to its name): it yields to the reference backend where it does not
+    apply (stored sets, corruptions it lacks) instead of raising, as an explicit choice does."""
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """``auto`` -> ``torch`` on CUDA, ``reference`` elsewhere; unknown names are an error."""
     if backend == "auto":
-        return "torch" if device.type == "cuda" else "reference"
+        return AutoBackend("torch") if device.type == "cuda" else AutoBackend("reference")
     if backend not in BACKENDS:
         raise SuiteError(f"--corruption-backend {backend!r}: expected one of {', '.join(CHOICES)}")
     return backend
 
 
-def check_backend_has(backend: str, corruptions: Sequence[str]) -> None:
-    """Raise a clear error naming the backend that has a corruption the chosen backend lacks."""
+def check_backend_has(backend: str, corruptions: Sequence[str]) -> str:
+    """The backend that generates ``corruptions`` (a plain name): ``backend``, or ``reference`` where ``auto``
+    chose a backend that lacks one of them; an explicit choice that lacks one is an error naming the backend
+    that has it."""
     if backend == "reference":
-        return
+        return "reference"
     from .torch_backend import TORCH_CORRUPTIONS
 
     missing = [name for name in corruptions if name != "clean" and name not in TORCH_CORRUPTIONS]
+    if missing and isinstance(backend, AutoBackend):
+        log.info("corruption(s) %s have no torch implementation: generating them with the reference backend",
+                 ", ".join(missing))
+        return "reference"
     if missing:
         raise SuiteError(f"corruption(s) {', '.join(missing)} have no torch implementation: use "
                          "--corruption-backend reference, which has them")
+    return str(backend)
 
 
 @dataclass(frozen=True)

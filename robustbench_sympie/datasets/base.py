@@ -39,19 +39,25 @@ class Cell(NamedTuple):
 class Sample(NamedTuple):
     """One image of a cell as the loader yields it."""
 
-    image: torch.Tensor  # uint8 3 x H x W (empty when the file could not be read)
+    #: uint8 3 x H x W pixels; the file's bytes (uint8, 1-D) when it is left to the device to decode
+    #: (see :mod:`..device_decode`); empty when the file could not be read
+    image: torch.Tensor
     target: Target  # class index, or the accepted class indices
     image_id: str  # stable id of the source image (path relative to the data root)
     error: str  # '' when the image loaded, else "<path>: <reason>"
+    source: str = ""  # the file of an image shipped as bytes (named in the error if the device cannot decode it)
 
 
 class Batch(NamedTuple):
     """Collated samples of one cell: the images that loaded and the failures."""
 
-    images: torch.Tensor  # uint8 B x 3 x H x W (moved to the device as uint8, scaled there)
+    #: uint8 B x 3 x H x W (moved to the device as uint8, scaled there), or, when some images travel as file
+    #: bytes for the device to decode, the list of the B samples' tensors (bytes or pixels)
+    images: torch.Tensor | list[torch.Tensor]
     targets: torch.Tensor  # int64 B, or B x K accepted classes padded with -1
     image_ids: list[str]  # ids of the B loaded images, in order
     errors: list[str]  # one message per sample that could not be loaded
+    sources: Sequence[str] = ()  # the files of the B images, when ``images`` is a list
 
 
 @runtime_checkable
@@ -105,6 +111,13 @@ class ImageCellDataset(Dataset):
     become a :class:`Sample` with an empty image and an error naming the file, never a crash.
     """
 
+    #: the geometry the pixels get after decoding (``Preprocess``/``FitToCrop``), when :meth:`source_file` says
+    #: that decoding a file and this geometry are all that makes a record's pixels
+    geometry: Any = None
+    #: set by the runner for ``--decode device``: JPEG files whose pixels are their decoded bytes plus
+    #: :attr:`geometry` travel as bytes, and the device decodes them
+    ship_encoded: bool = False
+
     def __init__(self, records: Sequence[Any]) -> None:
         self.records = list(records)
 
@@ -127,13 +140,25 @@ class ImageCellDataset(Dataset):
         """How an error message names ``record`` (its file)."""
         return str(record.path)
 
+    def source_file(self, record: Any) -> Path | None:
+        """The file whose decoded pixels, with :attr:`geometry` applied, are ``record``'s pixels; None when
+        the pixels need more (a corruption computed here) or do not come from one file."""
+        return None
+
     def __getitem__(self, position: int) -> Sample:
         record = self.records[position]
         target, image_id = self.target(record), self.image_id(record)
         try:
             if isinstance(record, ImageRecord) and record.label == UNLABELLED:
                 raise OSError(NO_WNID)  # skipped and counted like an unreadable image
-            pixels = self.pixels(record)
+            source = self.source_file(record) if self.ship_encoded else None
+            if source is not None:
+                from ..device_decode import read_jpeg_bytes
+
+                encoded = read_jpeg_bytes(source)
+                if encoded is not None:
+                    return Sample(encoded, target, image_id, "", str(source))
+            pixels = self.pixels(record)  # not a JPEG (or not shipped): decoded here
         except OSError as exc:
             return Sample(torch.empty(0, dtype=torch.uint8), target, image_id, f"{self.where(record)}: {exc}")
         return Sample(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).contiguous(),
@@ -141,11 +166,17 @@ class ImageCellDataset(Dataset):
 
 
 def collate_samples(samples: Sequence[Sample]) -> Batch:
-    """Stack the loaded samples (uint8) and collect the failures; set-valued targets are padded with -1."""
+    """Stack the loaded samples (uint8) and collect the failures; set-valued targets are padded with -1.
+
+    When some samples are file bytes (``--decode device``) the images stay a list, with their files.
+    """
     good = [s for s in samples if not s.error]
     errors = [s.error for s in samples if s.error]
+    targets, image_ids = collate_targets([s.target for s in good]), [s.image_id for s in good]
+    if any(s.image.dim() == 1 for s in good):  # file bytes for the device to decode: they cannot be stacked
+        return Batch([s.image for s in good], targets, image_ids, errors, [s.source for s in good])
     images = torch.stack([s.image for s in good]) if good else torch.empty(0, 3, 1, 1, dtype=torch.uint8)
-    return Batch(images, collate_targets([s.target for s in good]), [s.image_id for s in good], errors)
+    return Batch(images, targets, image_ids, errors)
 
 
 def collate_targets(targets: Sequence[Target]) -> torch.Tensor:

@@ -26,10 +26,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
-from ..imageio import Preprocess
+from ..imageio import FitToCrop, Preprocess
 from ..labels import imagenet_classes
 from .base import CLEAN, Cell, GridDatasetMixin, ImageCellDataset
-from .rendered import fit_to_crop
 
 HF_PREFIX = "hf://"
 DEFAULT_SPLIT = "validation"
@@ -98,7 +97,7 @@ class HubCell(ImageCellDataset):
     def pixels(self, record: int) -> np.ndarray:
         try:
             with Image.open(io.BytesIO(self._row(record)["image"]["bytes"])) as image:
-                return fit_to_crop(image.convert("RGB"), self.crop)
+                return FitToCrop(self.crop)(image.convert("RGB"))
         except (UnidentifiedImageError, ValueError) as exc:
             raise OSError(str(exc)) from exc
 

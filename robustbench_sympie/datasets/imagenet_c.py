@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..corruptions import SEVERITIES, get_corruption, sample_seed
-from ..corruptions.backends import DeviceCorruption, check_backend_has
+from ..corruptions.backends import AutoBackend, DeviceCorruption, check_backend_has
 from ..errors import SuiteError
 from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
 from .base import (
@@ -34,8 +34,11 @@ class CorruptedImageFolder(ImageCellDataset):
         super().__init__(records)
         self.cell = cell
         self.seed = seed
-        self.preprocess = preprocess
+        self.preprocess = self.geometry = preprocess
         self.corruption = None if cell.corruption == CLEAN else get_corruption(cell.corruption)
+
+    def source_file(self, record: ImageRecord) -> Path | None:
+        return record.path if self.corruption is None else None  # corrupted here: decoded here
 
     def pixels(self, record: ImageRecord) -> np.ndarray:
         """The corrupted ``H x W x 3`` uint8 pixels of ``record`` (raises OSError if unreadable)."""
@@ -122,8 +125,12 @@ def imagenet_c(
 
 
 def require_reference(corruption_backend: str, what: str) -> None:
-    """Pre-rendered pixels carry their corruptions: only the ``reference`` (no-op) backend applies to them."""
-    if corruption_backend != "reference":
+    """Pre-rendered pixels carry their corruptions: only the ``reference`` (no-op) backend applies to them.
+
+    A backend that ``auto`` chose (:class:`~..corruptions.backends.AutoBackend`) is not an error: stored sets are
+    read as stored whatever the device.
+    """
+    if corruption_backend != "reference" and not isinstance(corruption_backend, AutoBackend):
         raise SuiteError(f"--corruption-backend {corruption_backend}: {what} is read as stored (its corruptions "
                          "are already rendered); the backend applies only to corruptions generated on the fly")
 
@@ -132,7 +139,7 @@ def on_the_fly(data_root: str | os.PathLike | None, names: Sequence[str], severi
                preprocess: Preprocess | None, limit: int | None, corruption_backend: str = "reference",
                name: str = "imagenet-c") -> ImageNetC:
     """A grid of ``names`` x ``severities`` generated on the fly from the clean images of ``data_root``."""
-    check_backend_has(corruption_backend, names)
+    corruption_backend = check_backend_has(corruption_backend, names)
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
     records = evenly_spaced(scan_image_folder(root, keep_unlabelled=True), limit)
     return ImageNetC(records, list(names), list(severities), seed, preprocess or Preprocess(), root, name,

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
+from ..imageio import FitToCrop, ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
 from .base import CLEAN, Cell, GridDatasetMixin, ImageCellDataset
 
 log = logging.getLogger(__name__)
@@ -79,24 +79,18 @@ def looks_rendered(root: str | os.PathLike) -> bool:
     return (root / "manifest.json").is_file() or is_rendered_root(root, CORRUPTIONS.names())
 
 
-def fit_to_crop(image, crop: int) -> np.ndarray:
-    """A rendered PIL image as ``crop x crop x 3`` uint8: centre-cropped, resized first only if too small."""
-    import torchvision.transforms.functional as TF
-
-    if min(image.size) < crop:
-        return Preprocess(crop, crop)(image)
-    return np.array(TF.center_crop(image, [crop, crop]), dtype=np.uint8)
-
-
 class ImageFileCell(ImageCellDataset):
     """One cell of a rendered set: the files of one ``<corruption>/<severity>`` folder, decoded as stored."""
 
     def __init__(self, records: Sequence[ImageRecord], crop: int) -> None:
         super().__init__(records)
-        self.crop = crop
+        self.geometry = FitToCrop(crop)
 
     def pixels(self, record: ImageRecord) -> np.ndarray:
-        return fit_to_crop(load_rgb(record.path), self.crop)
+        return self.geometry(load_rgb(record.path))
+
+    def source_file(self, record: ImageRecord) -> Path:
+        return record.path  # stored pixels: the file and the crop are all there is
 
 
 @dataclass

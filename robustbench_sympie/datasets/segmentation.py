@@ -215,7 +215,7 @@ def cityscapes_c(data_root: str | os.PathLike | None = None, corruptions: str | 
     """Cityscapes val corrupted on the fly at full resolution with the suite's corruptions (cells as ImageNet-C)."""
     root = _root(data_root, "cityscapes-c", "leftImg8bit/val/<city>/, gtFine/val/<city>/")
     names = expand_corruptions(corruptions)
-    check_backend_has(corruption_backend, names)
+    corruption_backend = check_backend_has(corruption_backend, names)
     records = evenly_spaced(CITYSCAPES_VAL.records(root), limit)
     cells = grid_cells(names, list(severities))
     return SegmentationDataset("cityscapes-c", dict.fromkeys(cells, records), root, seed, LABEL_TO_TRAIN,
