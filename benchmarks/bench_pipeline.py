@@ -6,6 +6,11 @@ calls (numba compiling glass_blur in every worker), which is what made the H100 
 suite is timed on 1 cell and on K cells of the same size in fresh output folders; the steady-state rate is
 ``(K - 1) x images / (t_K - t_1)`` and the start-up cost ``t_1 - images / rate``.
 
+With the torch backend and ``--decode device`` the first cell decodes the clean images and the later cells replay
+them from the device (see ``robustbench_sympie/clean_cache.py``), as in a full grid, where 1 cell of 76 decodes:
+the projection adds the decoding of the 50,000 images once, at the decode rate measured apart (file reading and
+decoding on the device, batches of ``--batch-size``).
+
 Usage (a plain script, not part of the tests)::
 
     python benchmarks/bench_pipeline.py --device cpu --images 64 --cells 4 --out benchmarks/results/pipeline_cpu.md
@@ -19,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -43,40 +49,86 @@ def resnet50_random(weights=None) -> Classifier:
 
 
 CASES = (("identity", "efficientnet_lite0"), ("identity", "resnet50_random"), ("sympie", "resnet50_random"))
+FULL_GRID_IMAGES = 50_000
 
 
-def suite_seconds(enhancer: str, model: str, backend: str, n_cells: int, args: argparse.Namespace) -> float:
+def suite_seconds(enhancer: str, model: str, backend: str, n_cells: int, args: argparse.Namespace,
+                  decode: str = "auto", precision: str = "fp32", channels_last: bool = False) -> float:
     corruptions = ",".join(CELL_CORRUPTIONS[i % len(CELL_CORRUPTIONS)] for i in range(n_cells))
     with tempfile.TemporaryDirectory() as out:
-        config = SuiteConfig(enhancers=[enhancer], models=[model], data_root=demo_data_root(),
+        config = SuiteConfig(enhancers=[enhancer], models=[model], data_root=args.data_root,
                              corruptions=corruptions, severities=[3], limit=args.images, batch_size=args.batch_size,
                              workers=args.workers, device=args.device, out=out, progress=False,
-                             corruption_backend=backend, allow_untrained=True, records=False)
+                             corruption_backend=backend, allow_untrained=True, records=False, decode=decode,
+                             precision=precision, channels_last=channels_last)
         start = time.perf_counter()
         run_suite(config)
         return time.perf_counter() - start
 
 
-def forward_rate(enhancer_name: str, model_name: str, args: argparse.Namespace) -> float:
+def forward_rate(enhancer_name: str, model_name: str, args: argparse.Namespace, precision: str = "fp32",
+                 channels_last: bool = False) -> float:
+    """Forward-only images/s of enhancer + model on a preloaded batch, with the suite's precision and format."""
     from robustbench_sympie.enhancers import create_enhancer
+    from robustbench_sympie.runner import ComputeSettings
 
     device = torch.device(args.device)
     model = create_model(model_name).to(device)
     kwargs = {"downstream_model": model_name} if enhancer_name == "sympie" else {}
     enhancer = create_enhancer(enhancer_name, **kwargs).to(device).eval()
-    images = torch.rand(args.batch_size, 3, 224, 224, device=device)
+    if channels_last:
+        model, enhancer = model.to(memory_format=torch.channels_last), enhancer.to(memory_format=torch.channels_last)
+    compute = ComputeSettings(precision=precision, channels_last=channels_last)
+    images = compute.prepare(torch.randint(0, 256, (args.batch_size, 3, 224, 224), dtype=torch.uint8,
+                                           device=device), [])
     times = []
-    with torch.inference_mode():
-        for i in range(4):
+    with torch.inference_mode(), compute.autocast(device):
+        for i in range(6):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            model(enhancer(images))
+            model(enhancer(images)).float()
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            if i:  # the first call is the warm-up
+            if i > 1:  # the first calls are the warm-up
                 times.append(time.perf_counter() - start)
     return args.batch_size / statistics.median(times)
+
+
+def decode_rate(args: argparse.Namespace) -> float:
+    """Images/s of reading JPEG files and decoding + resizing + cropping them on the device (batches of
+    ``--batch-size``; the files' bytes are read in the timed loop, as the workers do)."""
+    from robustbench_sympie.device_decode import DeviceDecoder, read_jpeg_bytes
+    from robustbench_sympie.imageio import Preprocess
+
+    paths = sorted(Path(args.data_root).glob("*.JPEG"))[:args.images]
+    decoder = DeviceDecoder(Preprocess(), torch.device(args.device))
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    times = []
+    for i in range(4):
+        sync()
+        start = time.perf_counter()
+        for first in range(0, len(paths), args.batch_size):
+            chunk = paths[first:first + args.batch_size]
+            decoder([read_jpeg_bytes(p) for p in chunk], [str(p) for p in chunk])
+        sync()
+        if i:
+            times.append(time.perf_counter() - start)
+    return len(paths) / statistics.median(times)
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str, str, str, str, bool]]:
+    """(enhancer, model, backend, decode, precision, channels_last) rows to measure."""
+    rows = []
+    for enhancer, model in CASES:
+        if args.cases and f"{enhancer}+{model}" not in args.cases.split(","):
+            continue
+        for backend in args.backends.split(","):
+            for decode in (args.decodes.split(",") if backend == "torch" else ["workers"]):
+                rows.append((enhancer, model, backend, decode, "fp32", False))
+        if args.fast:
+            rows.append((enhancer, model, "torch", args.decodes.split(",")[0], "bf16", True))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,31 +139,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--backends", default="reference,torch")
+    p.add_argument("--decodes", default="workers",
+                   help="decode settings measured for the torch backend (e.g. 'device,workers' on CUDA)")
+    p.add_argument("--fast", action="store_true", help="also measure each case with bf16 autocast + channels-last")
+    p.add_argument("--cases", default="", help="comma-separated ENHANCER+MODEL cases (default: all)")
+    p.add_argument("--data-root", default=str(demo_data_root()), help="folder of clean JPEG images")
     p.add_argument("--out", default=None, help="markdown file for the table")
     args = p.parse_args(argv)
+    decoded = decode_rate(args) if "device" in args.decodes.split(",") else float("nan")
+    print(f"decode on the device: {decoded:.0f} images/s", flush=True)
     rows = []
-    for enhancer, model in CASES:
-        ceiling = forward_rate(enhancer, model, args)
-        for backend in args.backends.split(","):
-            t1 = suite_seconds(enhancer, model, backend, 1, args)
-            tk = suite_seconds(enhancer, model, backend, args.cells, args)
-            rate = (args.cells - 1) * args.images / (tk - t1)
-            startup = t1 - args.images / rate
-            projection_h = FULL_GRID_EVALUATIONS / rate / 3600
-            rows.append((f"{enhancer} + {model}", backend, rate, ceiling, rate / ceiling, startup, projection_h))
-            print(rows[-1], flush=True)
+    ceilings: dict[tuple, float] = {}
+    for enhancer, model, backend, decode, precision, channels_last in variants(args):
+        key = (enhancer, model, precision, channels_last)
+        try:
+            if key not in ceilings:
+                ceilings[key] = forward_rate(enhancer, model, args, precision, channels_last)
+            ceiling = ceilings[key]
+            t1 = suite_seconds(enhancer, model, backend, 1, args, decode, precision, channels_last)
+            tk = suite_seconds(enhancer, model, backend, args.cells, args, decode, precision, channels_last)
+        except Exception:  # noqa: BLE001 - one failing variant must not cost the others' measurements
+            traceback.print_exc()
+            print(f"FAILED: {enhancer} + {model}, {backend}, {decode}, {precision}, channels_last={channels_last}")
+            continue
+        rate = (args.cells - 1) * args.images / (tk - t1)
+        startup = t1 - args.images / rate
+        once = FULL_GRID_IMAGES / decoded if decode == "device" and backend == "torch" else 0.0
+        projection_min = (FULL_GRID_EVALUATIONS / rate + once + startup) / 60
+        settings = precision + (" + channels-last" if channels_last else "")
+        rows.append((f"{enhancer} + {model}", backend, decode, settings, rate, ceiling, rate / ceiling, startup,
+                     projection_min))
+        print(rows[-1], flush=True)
     threads = f"CPU ({torch.get_num_threads()} threads)"
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else threads
     command = "python benchmarks/bench_pipeline.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Pipeline efficiency ({device}, torch {torch.__version__})", "",
              f"Command: `{command}`", "",
              f"Steady state from runs of 1 and {args.cells} cells of {args.images} images (severity 3, corruptions "
-             f"cycled from {', '.join(CELL_CORRUPTIONS)}), batch {args.batch_size}, {args.workers} workers. "
-             "Efficiency = suite images/s / forward-only images/s of the same enhancer + model on preloaded tensors. "
-             "Projection = the full ImageNet-C grid (50,000 x 15 x 5 = 3.75 M evaluations) at the measured rate.",
-             "", "| enhancer + model | backend | suite images/s | forward images/s | efficiency | start-up s | "
-             "full grid (h) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {c} | {b} | {r:.1f} | {f:.1f} | {e:.2f} | {s:.1f} | {h:.1f} |" for c, b, r, f, e, s, h in rows]
+             f"cycled from {', '.join(CELL_CORRUPTIONS)}), batch {args.batch_size}, {args.workers} workers, "
+             f"images from `{args.data_root}`. "
+             "Efficiency = suite images/s / forward-only images/s of the same enhancer + model (same precision and "
+             "memory format) on preloaded tensors. Projection = the full ImageNet-C grid (50,000 x 15 x 5 = 3.75 M "
+             "evaluations) at the measured rate, plus the start-up, plus (device decoding) the decoding of the "
+             f"50,000 clean images once at the measured decode rate ({decoded:.0f} images/s on this device).",
+             "", "| enhancer + model | backend | decode | settings | suite images/s | forward images/s | efficiency "
+             "| start-up s | full grid (min) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c} | {b} | {d} | {st} | {r:.1f} | {f:.1f} | {e:.2f} | {s:.1f} | {m:.1f} |"
+              for c, b, d, st, r, f, e, s, m in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
+from .clean_cache import CleanImageCache, replay_plan
 from .corruptions import SEVERITIES
 from .corruptions.backends import resolve_backend
 from .datasets import Batch, Cell, EvalDataset, collate_samples, create_dataset
@@ -296,19 +297,23 @@ class ComputeSettings:
     channels_last: bool = False
     #: decodes batches that hold JPEG bytes (``--decode device``)
     decoder: DeviceDecoder | None = None
+    #: decoded batches are appended here for later cells to replay (see :mod:`.clean_cache`)
+    recorder: list[Batch] | None = None
 
     def decode(self, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
-        """(uint8 images on the device, targets, image ids, messages of the images that could not be decoded)."""
-        if not isinstance(batch.images, list):
-            return (batch.images.to(device, non_blocking=True), batch.targets.to(device, non_blocking=True),
-                    batch.image_ids, [])
-        if self.decoder is None:
-            raise SuiteError("a batch of encoded images reached a cell without a decoder (internal error)")
-        images, kept, errors = self.decoder(batch.images, batch.sources)
-        targets, image_ids = batch.targets, batch.image_ids
-        if len(kept) < len(image_ids):
-            targets, image_ids = targets[kept], [image_ids[i] for i in kept]
-        return images, targets.to(device, non_blocking=True), image_ids, errors
+        """(uint8 images on the device, targets, image ids, messages of the samples that could not be loaded)."""
+        images, targets, image_ids, errors = batch.images, batch.targets, batch.image_ids, list(batch.errors)
+        if isinstance(images, list):
+            if self.decoder is None:
+                raise SuiteError("a batch of encoded images reached a cell without a decoder (internal error)")
+            images, kept, failed = self.decoder(images, batch.sources)
+            errors += failed
+            if len(kept) < len(image_ids):
+                targets, image_ids = targets[kept], [image_ids[i] for i in kept]
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if self.recorder is not None:
+            self.recorder.append(Batch(images, targets, image_ids, errors))
+        return images, targets, image_ids, errors
 
     def prepare(self, images: torch.Tensor, image_ids: Sequence[str]) -> torch.Tensor:
         """uint8 batch on the device -> (corrupted) float batch in [0, 1]."""
@@ -355,11 +360,11 @@ def evaluate_cell(
     batch: Batch
     for batch in loader:
         data_seconds += time.perf_counter() - tick
-        errors.extend(batch.errors)
-        if batch.targets.numel():
+        with torch.inference_mode():
+            images, targets, image_ids, batch_errors = compute.decode(batch, device)
+        errors.extend(batch_errors)
+        if targets.numel():
             with torch.inference_mode():
-                images, targets, image_ids, failed = compute.decode(batch, device)
-                errors.extend(failed)
                 images = compute.prepare(images, image_ids)
             enhanced: dict[int, torch.Tensor] = {}
             for pair in pairs:
@@ -376,7 +381,7 @@ def evaluate_cell(
                     counters[id(pair)].update(logits, targets, image_ids)
                 timer.stop(id(pair), started)
         if on_batch is not None:
-            on_batch(len(batch.image_ids) + len(batch.errors))
+            on_batch(len(image_ids) + len(batch_errors))
         tick = time.perf_counter()
     for pair in pairs:
         counters[id(pair)].seconds += timer.seconds(id(pair))
@@ -415,26 +420,58 @@ def device_decoders(cell_datasets: Sequence[Dataset], decode: str, device: torch
     return decoders
 
 
+def replay_key(part: Dataset, decoder: DeviceDecoder | None) -> Hashable | None:
+    """What a device-decoded cell's pixels come from (geometry and files), so that cells with equal keys share
+    one decoding; None for cells decoded in the workers."""
+    if decoder is None or not isinstance(part, ImageCellDataset):
+        return None
+    return decoder.geometry, tuple(str(part.source_file(record)) for record in part.records)
+
+
+@dataclass
+class CellStream:
+    """One cell's part of the run's data: its number of images, its batches and how they are decoded."""
+
+    size: int
+    batches: Iterator[Batch]
+    decoder: DeviceDecoder | None = None
+    #: where the cell's decoded batches are recorded for later cells (None: not replayed)
+    recorder: list[Batch] | None = None
+
+
 def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfig, device: torch.device,
                  shard: Callable[[Dataset], Dataset] = lambda part: part, decode: str = "workers",
-                 ) -> Iterator[tuple[int, Iterator[Batch], DeviceDecoder | None]]:
-    """(number of images, iterator of batches, decoder) per cell, all drawn from a single DataLoader over the
-    whole plan.
+                 ) -> Iterator[CellStream]:
+    """The data of each cell, all drawn from a single DataLoader over the whole plan.
 
     One loader (one set of worker processes, prefetching across cell boundaries) serves every cell, so
     decoding and corrupting the next cell overlaps with evaluating the current one. ``shard`` picks this
     process's images of each cell (see :meth:`.DistContext.shard`); ``decode`` says where JPEG files are
-    decoded (see :mod:`.device_decode`).
+    decoded (see :mod:`.device_decode`). Cells decoded on the device from the same files as an earlier cell
+    replay that cell's decoded batches instead of loading them again (see :mod:`.clean_cache`).
     """
     cell_datasets = [dataset.cell_dataset(cell) for cell in cells]
     decoders = device_decoders(cell_datasets, decode, device)
+    keys = [replay_key(part, decoder) for part, decoder in zip(cell_datasets, decoders, strict=True)]
     parts = [shard(part) for part in cell_datasets]
-    sampler = CellBatchSampler([len(part) for part in parts], config.batch_size)
-    loader = DataLoader(ConcatDataset(parts), batch_sampler=sampler, num_workers=config.workers,
-                        collate_fn=collate_samples, pin_memory=device.type == "cuda")
+    sizes = [len(part) for part in parts]
+    crop = next((decoder.geometry.crop for decoder in decoders if decoder is not None), 0)
+    replays, last_use = replay_plan(keys, sizes, crop, device)
+    loaded = [c for c, source in enumerate(replays) if source is None]
+    sampler = CellBatchSampler([sizes[c] for c in loaded], config.batch_size)
+    loader = DataLoader(ConcatDataset([parts[c] for c in loaded]), batch_sampler=sampler,
+                        num_workers=config.workers, collate_fn=collate_samples, pin_memory=device.type == "cuda")
     stream = iter(loader)
-    for size, count, decoder in zip(sampler.sizes, sampler.batches_per_cell(), decoders, strict=True):
-        yield size, itertools.islice(stream, count), decoder
+    counts = dict(zip(loaded, sampler.batches_per_cell(), strict=True))
+    cache = CleanImageCache()
+    for c, source in enumerate(replays):
+        if source is None:
+            recorder = cache.recorder(c) if c in last_use else None
+            yield CellStream(sizes[c], itertools.islice(stream, counts[c]), decoders[c], recorder)
+        else:
+            yield CellStream(sizes[c], cache.replay(source))
+            if last_use[source] == c:
+                cache.release(source)
 
 
 def run_suite(config: SuiteConfig) -> pd.DataFrame:
@@ -492,8 +529,8 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
               disable=not config.progress, position=0) as grid_bar:
         if plan:
             batches = cell_batches(dataset, [cell for cell, _, _ in plan], config, device, dist.shard, decode)
-            for (cell, key, pending), (size, cell_stream, decoder) in zip(plan, batches, strict=True):
-                rows = _run_cell(cell_stream, size, cell, pending, key, context, decoder)
+            for (cell, key, pending), cell_stream in zip(plan, batches, strict=True):
+                rows = _run_cell(cell_stream, cell, pending, key, context)
                 if dist.is_main:
                     store.append(rows)
                 grid_bar.update(1)
@@ -514,17 +551,17 @@ class RunContext:
     dist: DistContext = field(default_factory=DistContext)
 
 
-def _run_cell(batches: Iterable[Batch], n_images: int, cell: Cell, pairs: Sequence[Pair], key: dict,
-              context: RunContext, decoder: DeviceDecoder | None = None) -> list[dict[str, Any]]:
+def _run_cell(data: CellStream, cell: Cell, pairs: Sequence[Pair], key: dict, context: RunContext
+              ) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     label = f"{cell.corruption}/{cell.severity}"
-    with tqdm(total=n_images, desc=label, unit="img", leave=False, disable=not context.config.progress,
+    with tqdm(total=data.size, desc=label, unit="img", leave=False, disable=not context.config.progress,
               position=1) as bar:
         compute = ComputeSettings(context.dataset.device_corruption(cell), context.config.precision,
-                                  context.config.channels_last, decoder)
+                                  context.config.channels_last, data.decoder, data.recorder)
         counters, data_seconds, errors = context.dist.run_cell(label, len(pairs), lambda: evaluate_cell(
-            batches, pairs, context.device, bar.update, context.logit_mask, context.config.records, compute))
+            data.batches, pairs, context.device, bar.update, context.logit_mask, context.config.records, compute))
     if not context.dist.is_main:
         return []  # rank 0 writes the cell
     log_path, provenance, metadata = context.log_path, context.provenance, context.metadata

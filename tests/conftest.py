@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from torch import nn
 from robustbench_sympie.datasets import demo_data_root
 from robustbench_sympie.models import Classifier, register_model
 
-SHARED_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
+#: the 800 shared ImageNet sample images (``ROBUSTBENCH_SYMPIE_SAMPLE`` points elsewhere, e.g. on a GPU machine)
+SHARED_SAMPLE = Path(os.environ.get("ROBUSTBENCH_SYMPIE_SAMPLE")
+                     or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample")
 
 
 class TinyNet(nn.Module):

@@ -190,3 +190,32 @@ def test_runner_on_cuda_defaults_to_torch_backend_and_device_decoding(demo_root:
     clean = rows[rows["corruption"] == "clean"]
     assert abs(float(clean["top1"].iloc[0]) - float(cpu["top1"].iloc[0])) <= 0.02
     assert pd.notna(rows["images_per_second"]).all()
+
+
+def test_replay_plan_and_memory_limit(monkeypatch):
+    from robustbench_sympie import clean_cache
+
+    keys = [None, "a", "a", "b", "a"]
+    replays, last_use = clean_cache.replay_plan(keys, [4] * 5, 224, torch.device("cpu"))
+    assert replays == [None, None, 1, None, 1] and last_use == {1: 4}
+    monkeypatch.setattr(clean_cache, "MEMORY_SHARE", 0.0)
+    assert clean_cache.replay_plan(keys, [4] * 5, 224, torch.device("cpu")) == ([None] * 5, {})
+
+
+def test_on_the_fly_cells_decode_the_files_once_and_replay_them(few_images: Path, tmp_path: Path, monkeypatch):
+    from robustbench_sympie import clean_cache, device_decode
+    from robustbench_sympie.records import load_records
+
+    reads: list[str] = []
+    original = device_decode.read_jpeg_bytes
+    monkeypatch.setattr(device_decode, "read_jpeg_bytes", lambda path: reads.append(str(path)) or original(path))
+    cached = run_suite(_config(few_images, tmp_path / "cached", decode="device"))
+    assert len(reads) == 6  # 3 cells, one decoding
+    monkeypatch.setattr(clean_cache, "MEMORY_SHARE", 0.0)
+    uncached = run_suite(_config(few_images, tmp_path / "uncached", decode="device"))
+    assert len(reads) == 6 + 18
+    columns = ["corruption", "n", "n_correct_top1", "n_correct_top5", "config_hash"]
+    assert cached[columns].equals(uncached[columns])
+    a, b = (load_records(tmp_path / x).sort_values(["corruption", "image_id"]).reset_index(drop=True)
+            for x in ("cached", "uncached"))
+    assert a[["image_id", "top1", "top2", "top3"]].equals(b[["image_id", "top1", "top2", "top3"]])
