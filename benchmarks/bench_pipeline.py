@@ -3,8 +3,16 @@ the same enhancer + model on preloaded tensors, with the start-up cost reported 
 
 The old end-to-end benchmark timed one short run (96 images) including model loading, worker start-up and first
 calls (numba compiling glass_blur in every worker), which is what made the H100 figure 14.7 images/s. Here the
-suite is timed on 1 cell and on K cells of the same size in fresh output folders; the steady-state rate is
-``(K - 1) x images / (t_K - t_1)`` and the start-up cost ``t_1 - images / rate``.
+suite is timed in fresh output folders on 1 cell of N images, on K cells of N images and on K cells of N/2 images,
+and the time is split into start-up ``s``, a fixed cost per cell ``o`` (results written atomically, counters read
+back, progress bars) and a cost per image ``c``::
+
+    c = (t(K, N) - t(K, N/2)) / (K N / 2)      o = (t(K, N) - t(1, N)) / (K - 1) - N c      s = t(1, N) - o - N c
+
+The steady-state rate is ``1 / c``: what a grid of large cells (ImageNet-C: 50,000 images per cell) runs at, since
+``o`` is paid once per cell; the table also gives the rate at the benchmark's own cell size,
+``(K - 1) N / (t(K, N) - t(1, N))``, which ``o`` lowers when cells are small. Efficiency = ``(1 / c)`` / the
+forward-only rate of the same enhancer + model on preloaded tensors.
 
 With the torch backend and ``--decode device`` the first cell decodes the clean images and the later cells replay
 them from the device (see ``robustbench_sympie/clean_cache.py``), as in a full grid, where 1 cell of 76 decodes:
@@ -19,6 +27,7 @@ Usage (a plain script, not part of the tests)::
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import statistics
 import sys
@@ -50,14 +59,17 @@ def resnet50_random(weights=None) -> Classifier:
 
 CASES = (("identity", "efficientnet_lite0"), ("identity", "resnet50_random"), ("sympie", "resnet50_random"))
 FULL_GRID_IMAGES = 50_000
+GRID_CELLS = 76  # 15 corruptions x 5 severities + clean
 
 
 def suite_seconds(enhancer: str, model: str, backend: str, n_cells: int, args: argparse.Namespace,
-                  decode: str = "auto", precision: str = "fp32", channels_last: bool = False) -> float:
+                  decode: str = "auto", precision: str = "fp32", channels_last: bool = False,
+                  images: int | None = None) -> float:
     corruptions = ",".join(CELL_CORRUPTIONS[i % len(CELL_CORRUPTIONS)] for i in range(n_cells))
     with tempfile.TemporaryDirectory() as out:
         config = SuiteConfig(enhancers=[enhancer], models=[model], data_root=args.data_root,
-                             corruptions=corruptions, severities=[3], limit=args.images, batch_size=args.batch_size,
+                             corruptions=corruptions, severities=[3], limit=images or args.images,
+                             batch_size=args.batch_size,
                              workers=args.workers, device=args.device, out=out, progress=False,
                              corruption_backend=backend, allow_untrained=True, records=False, decode=decode,
                              precision=precision, channels_last=channels_last)
@@ -93,6 +105,13 @@ def forward_rate(enhancer_name: str, model_name: str, args: argparse.Namespace, 
             if i > 1:  # the first calls are the warm-up
                 times.append(time.perf_counter() - start)
     return args.batch_size / statistics.median(times)
+
+
+def decompose(t1: float, tk: float, tk_half: float, cells: int, images: int) -> tuple[float, float, float]:
+    """(seconds per image, seconds per cell, start-up seconds) from t(1, N), t(K, N) and t(K, N/2)."""
+    per_image = (tk - tk_half) / (cells * (images - images // 2))
+    per_cell = (tk - t1) / (cells - 1) - images * per_image
+    return per_image, per_cell, t1 - per_cell - images * per_image
 
 
 def decode_rate(args: argparse.Namespace) -> float:
@@ -152,40 +171,48 @@ def main(argv: list[str] | None = None) -> int:
     ceilings: dict[tuple, float] = {}
     for enhancer, model, backend, decode, precision, channels_last in variants(args):
         key = (enhancer, model, precision, channels_last)
+        settings = precision + (" + channels-last" if channels_last else "")
+        label = f"{enhancer} + {model}, {backend}, decode {decode}, {settings}"
+        started = time.perf_counter()
         try:
             if key not in ceilings:
                 ceilings[key] = forward_rate(enhancer, model, args, precision, channels_last)
             ceiling = ceilings[key]
-            t1 = suite_seconds(enhancer, model, backend, 1, args, decode, precision, channels_last)
-            tk = suite_seconds(enhancer, model, backend, args.cells, args, decode, precision, channels_last)
+            run = functools.partial(suite_seconds, enhancer, model, backend, args=args, decode=decode,
+                                    precision=precision, channels_last=channels_last)
+            t1, tk, tk_half = run(1), run(args.cells), run(args.cells, images=args.images // 2)
         except Exception:  # noqa: BLE001 - one failing variant must not cost the others' measurements
             traceback.print_exc()
-            print(f"FAILED: {enhancer} + {model}, {backend}, {decode}, {precision}, channels_last={channels_last}")
+            print(f"FAILED: {label}", flush=True)
             continue
-        rate = (args.cells - 1) * args.images / (tk - t1)
-        startup = t1 - args.images / rate
+        per_image, per_cell, startup = decompose(t1, tk, tk_half, args.cells, args.images)
+        cell_rate = (args.cells - 1) * args.images / (tk - t1)
         once = FULL_GRID_IMAGES / decoded if decode == "device" and backend == "torch" else 0.0
-        projection_min = (FULL_GRID_EVALUATIONS / rate + once + startup) / 60
-        settings = precision + (" + channels-last" if channels_last else "")
-        rows.append((f"{enhancer} + {model}", backend, decode, settings, rate, ceiling, rate / ceiling, startup,
-                     projection_min))
-        print(rows[-1], flush=True)
+        projection_min = (startup + GRID_CELLS * per_cell + FULL_GRID_EVALUATIONS * per_image + once) / 60
+        rows.append((f"{enhancer} + {model}", backend, decode, settings, 1 / per_image, cell_rate, ceiling,
+                     1 / per_image / ceiling, per_cell, startup, projection_min))
+        print(f"{label}: t(1,N)={t1:.2f} s t(K,N)={tk:.2f} s t(K,N/2)={tk_half:.2f} s -> {1 / per_image:.0f} "
+              f"images/s, {per_cell:.3f} s per cell, start-up {startup:.2f} s; forward {ceiling:.0f} images/s "
+              f"({time.perf_counter() - started:.1f} s for this row)", flush=True)
     threads = f"CPU ({torch.get_num_threads()} threads)"
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else threads
     command = "python benchmarks/bench_pipeline.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Pipeline efficiency ({device}, torch {torch.__version__})", "",
              f"Command: `{command}`", "",
-             f"Steady state from runs of 1 and {args.cells} cells of {args.images} images (severity 3, corruptions "
-             f"cycled from {', '.join(CELL_CORRUPTIONS)}), batch {args.batch_size}, {args.workers} workers, "
-             f"images from `{args.data_root}`. "
-             "Efficiency = suite images/s / forward-only images/s of the same enhancer + model (same precision and "
-             "memory format) on preloaded tensors. Projection = the full ImageNet-C grid (50,000 x 15 x 5 = 3.75 M "
-             "evaluations) at the measured rate, plus the start-up, plus (device decoding) the decoding of the "
+             f"Runs of 1 and {args.cells} cells of N = {args.images} images and of {args.cells} cells of N/2 "
+             f"(severity 3, corruptions cycled from {', '.join(CELL_CORRUPTIONS)}), batch {args.batch_size}, "
+             f"{args.workers} workers, images from `{args.data_root}`, split into start-up, a cost per cell and a "
+             "cost per image (see the script's docstring). Steady images/s = 1 / cost per image (large cells); "
+             f"at N = images/s with cells of N images. Efficiency = steady images/s / forward-only images/s of the "
+             "same enhancer + model (same precision and memory format) on preloaded tensors. Projection = the full "
+             f"ImageNet-C grid ({GRID_CELLS} cells, 50,000 x 15 x 5 = 3.75 M evaluations): start-up + "
+             f"{GRID_CELLS} x cost per cell + 3.75 M x cost per image, plus (device decoding) the decoding of the "
              f"50,000 clean images once at the measured decode rate ({decoded:.0f} images/s on this device).",
-             "", "| enhancer + model | backend | decode | settings | suite images/s | forward images/s | efficiency "
-             "| start-up s | full grid (min) |", "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {c} | {b} | {d} | {st} | {r:.1f} | {f:.1f} | {e:.2f} | {s:.1f} | {m:.1f} |"
-              for c, b, d, st, r, f, e, s, m in rows]
+             "", "| enhancer + model | backend | decode | settings | steady images/s | images/s at N | forward "
+             "images/s | efficiency | s per cell | start-up s | full grid (min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c} | {b} | {d} | {st} | {r:.0f} | {rn:.0f} | {f:.0f} | {e:.2f} | {o:.3f} | {s:.1f} | {m:.1f} |"
+              for c, b, d, st, r, rn, f, e, o, s, m in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -103,6 +103,35 @@ class Cell:
     seconds_reference: float
     seconds_torch: float
 
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> Cell:
+        """A cell read back from the CSV (``--csv``) of an earlier, interrupted run."""
+        kinds = {"corruption": str, "severity": int, "deterministic": lambda v: v == "True",
+                 "meets_target": lambda v: v == "True"}
+        return cls(**{k: kinds.get(k, float)(v) for k, v in row.items()})
+
+
+def _done_cells(path: str | None, n_images: int, data_root: str) -> dict[tuple[str, int], Cell]:
+    """Cells already in ``path`` from a run on the same images (resuming), keyed by (corruption, severity)."""
+    if not path or not Path(path).is_file():
+        return {}
+    marker = Path(path).with_suffix(".run")
+    if not marker.is_file() or marker.read_text().strip() != f"{n_images} {data_root}":
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("severity")]
+    return {(r["corruption"], int(r["severity"])): Cell.from_row(r) for r in rows}
+
+
+def _append_csv(path: str, cell: Cell) -> None:
+    new = not Path(path).is_file() or Path(path).stat().st_size == 0
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(cell).keys()))
+        if new:
+            writer.writeheader()
+        writer.writerow(asdict(cell))
+        handle.flush()
+
 
 # -- main --------------------------------------------------------------------------------------------------------------
 
@@ -117,7 +146,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--corruptions", default="benchmark",
                         help="comma-separated corruptions or groups (default: the 15 benchmark corruptions)")
     parser.add_argument("--out", default=str(REPO_ROOT / "leaderboards" / "corruption_fidelity.md"))
-    parser.add_argument("--csv", default=None, help="also write the cells as CSV here")
+    parser.add_argument("--csv", default=None, help="also write the cells as CSV here, one row as each cell "
+                        "finishes; a rerun with the same images resumes from the cells already there")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the reference")
@@ -191,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
 
     clean_top1 = 100.0 * correct(clean).mean()
     cells: list[Cell] = []
+    done = _done_cells(args.csv, len(records), str(args.data_root))
+    if args.csv and not done:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.csv).write_text("", encoding="utf-8")
+        Path(args.csv).with_suffix(".run").write_text(f"{len(records)} {args.data_root}\n", encoding="utf-8")
+    elif done:
+        print(f"resuming: {len(done)} cells already in {args.csv}", flush=True)
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.workers, initializer=_init_worker, initargs=(clean,)) as pool:
         for name in present:
@@ -198,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             probe = clean[0]
             deterministic = np.array_equal(reference(probe, 3, 1), reference(probe, 3, 2))
             for severity in severities:
+                if (name, severity) in done:
+                    cells.append(done[(name, severity)])
+                    continue
                 seeds = [sample_seed(r.image_id, name, severity, 0) for r in records]
                 start = time.perf_counter()
                 ref = np.stack(pool.map(_reference_one, [(name, i, severity, s) for i, s in enumerate(seeds)],
@@ -222,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                             100.0 * ok_ref.mean(), 100.0 * ok_torch.mean(), diff, low, high, p,
                             abs(diff) <= DIFF_TARGET_POINTS, seconds_ref, seconds_torch)
                 cells.append(cell)
+                if args.csv:
+                    _append_csv(args.csv, cell)
                 print(f"{name} s{severity}: top-1 ref {cell.top1_reference:.1f} torch {cell.top1_torch:.1f} "
                       f"diff {diff:+.2f} [{low:+.2f}, {high:+.2f}] p={p:.3g}; PSNR {cell.psnr_reference:.2f}/"
                       f"{cell.psnr_torch:.2f}; |ref-torch| {cell.mean_abs_diff:.2f}", flush=True)
@@ -237,14 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     print(f"wrote {out}")
-    if args.csv:
-        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(asdict(cells[0]).keys()) if cells else ["corruption"])
-            writer.writeheader()
-            for cell in cells:
-                writer.writerow(asdict(cell))
-            for name in missing:
-                writer.writerow({"corruption": name})
+    if args.csv and missing:
+        with open(args.csv, "a", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([[name] for name in missing])
         print(f"wrote {args.csv}")
     return 0
 

@@ -43,14 +43,14 @@ fi
     python3 -c "import robustbench_sympie, imagecorruptions, efficientnet_lite_pytorch; print('imports ok')"
 } 2>&1 | tee -a "$LOG"
 
-# a larger image folder for the pipeline: the DATA images three times under new ids (decoding is real)
+# a larger image folder for the pipeline: the DATA images nine times under new ids (decoding is real)
 GRID=/tmp/grid_images
 python3 - "$DATA" "$GRID" <<'EOF'
 import shutil, sys
 from pathlib import Path
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 dst.mkdir(parents=True, exist_ok=True)
-for copy in range(3):
+for copy in range(9):
     for path in sorted(src.glob("*.JPEG")):
         wnid, rest = path.name.split("_", 1)
         shutil.copy(path, dst / f"{wnid}_copy{copy}_{rest}")
@@ -59,7 +59,7 @@ EOF
 if [ "$SMOKE" = 1 ]; then
     IMAGES=16 CELLS=2 BATCH=16 WORKERS=2 LIMIT=6 CORR="clean,contrast,fog" SEV=3 ROUNDS=1 BBATCH=8 K="contrast"
 else
-    IMAGES=512 CELLS=4 BATCH=256 WORKERS=12 LIMIT="" CORR="clean,benchmark" SEV=1,2,3,4,5 ROUNDS=3 BBATCH=256 K=""
+    IMAGES=2048 CELLS=4 BATCH=256 WORKERS=12 LIMIT="" CORR="clean,benchmark" SEV=1,2,3,4,5 ROUNDS=3 BBATCH=256 K=""
 fi
 LIMIT_ARG=${LIMIT:+--limit $LIMIT}
 

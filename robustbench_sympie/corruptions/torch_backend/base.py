@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 TorchCorruptionFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
 
@@ -42,6 +43,20 @@ def register_torch_corruption(name: str, note: str = "") -> Callable[[TorchCorru
         return fn
 
     return decorator
+
+
+def conv2d(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.conv2d(x, weight)`` whose result for one image does not depend on the other images of its batch.
+
+    cuDNN picks its algorithm by shape, and some (Winograd, FFT) round differently from others, so an image's
+    pixels could change with the batch size (seen on an H200 for spatter, whose Canny thresholds Sobel responses);
+    on CUDA the convolution therefore runs without cuDNN, in PyTorch's own kernel, which computes every image of
+    the batch alike (im2col and one GEMM per image). Elsewhere it is plain ``F.conv2d``.
+    """
+    if x.is_cuda:
+        with torch.backends.cudnn.flags(enabled=False):
+            return F.conv2d(x, weight)
+    return F.conv2d(x, weight)
 
 
 def corrupt_batch(corruption: TorchCorruption, images: torch.Tensor, severity: int,

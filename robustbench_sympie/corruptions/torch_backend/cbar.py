@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..imagenet_c_bar import PARAMETERS
 from . import rng
-from .base import register_torch_corruption
+from .base import conv2d, register_torch_corruption
 
 _WHITE = 255.0
 _GREY = 128.0
@@ -379,9 +379,9 @@ def _gaussian_reflect(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return torch.where(idx >= n, 2 * n - 1 - idx, idx)
 
     y = x[:, :, sym(w)]
-    y = F.conv2d(y[:, None], k.view(1, 1, 1, -1))[:, 0]
+    y = conv2d(y[:, None], k.view(1, 1, 1, -1))[:, 0]
     y = y[:, sym(h), :]
-    return F.conv2d(y[:, None], k.view(1, 1, -1, 1))[:, 0]
+    return conv2d(y[:, None], k.view(1, 1, -1, 1))[:, 0]
 
 
 def _neighbour(v: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

@@ -10,6 +10,8 @@ enlargement (bit-exact), libjpeg through torchvision for JPEG, the reference ela
 from __future__ import annotations
 
 import functools
+import math
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -101,13 +103,28 @@ _JPEG = (25, 18, 15, 10, 7)
          "at the same quality; both use 4:2:0 chroma subsampling and libjpeg(-turbo) tables, so outputs "
          "are (near-)identical but not guaranteed bit-exact across library builds.")
 def jpeg_compression(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
+    quality = _JPEG[severity - 1]
+    batch = list(images.round().clamp_(0, 255).to(torch.uint8).cpu().unbind(0))
+    threads = max(1, min(torch.get_num_threads(), len(batch)))
+    size = math.ceil(len(batch) / threads)
+    chunks = [batch[i:i + size] for i in range(0, len(batch), size)]
+    if len(chunks) == 1:
+        decoded = _jpeg_round_trip(chunks[0], quality)
+    else:  # libjpeg releases the GIL: chunks of the batch on torch's threads (each image alike, in any chunk)
+        decoded = [image for part in _jpeg_pool(threads).map(_jpeg_round_trip, chunks, [quality] * len(chunks))
+                   for image in part]
+    return torch.stack(decoded).to(device=images.device, dtype=torch.float32)
+
+
+def _jpeg_round_trip(images: list[torch.Tensor], quality: int) -> list[torch.Tensor]:
     from torchvision.io import decode_jpeg, encode_jpeg
 
-    quality = _JPEG[severity - 1]
-    batch = images.round().clamp_(0, 255).to(torch.uint8).cpu()
-    encoded = encode_jpeg(list(batch.unbind(0)), quality=quality)
-    decoded = decode_jpeg(encoded)
-    return torch.stack(decoded).to(device=images.device, dtype=torch.float32)
+    return decode_jpeg(encode_jpeg(images, quality=quality))
+
+
+@functools.lru_cache(maxsize=4)
+def _jpeg_pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="jpeg")
 
 
 # ----------------------------------------------------------------------------- pixelate (Pillow, bit-exact)

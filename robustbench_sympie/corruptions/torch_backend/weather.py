@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from . import rng
-from .base import register_torch_corruption
+from .base import conv2d, register_torch_corruption
 
 # -- shared helpers -------------------------------------------------------------------------------------------------
 
@@ -37,8 +37,8 @@ def _gaussian_kernel(sigma: float, device, dtype=torch.float32, truncate: float 
 def _separable(x: torch.Tensor, k: torch.Tensor, mode: str) -> torch.Tensor:
     """Correlate ``B x 1 x H x W`` with ``k`` along both axes, padding with ``mode``."""
     r = k.numel() // 2
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))
+    x = conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
+    return conv2d(F.pad(x, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))
 
 
 def _skimage_gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -319,8 +319,8 @@ def canny(gray_u8: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """
     x = F.pad(gray_u8, (1, 1, 1, 1), mode="replicate")
     sx = torch.tensor([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=x.dtype, device=x.device).view(1, 1, 3, 3)
-    gx = F.conv2d(x, sx)
-    gy = F.conv2d(x, sx.transpose(-1, -2))
+    gx = conv2d(x, sx)
+    gy = conv2d(x, sx.transpose(-1, -2))
     mag = gx.abs() + gy.abs()
     mp = F.pad(mag, (1, 1, 1, 1))  # OpenCV's magnitude buffer has zero borders
     h, w = mag.shape[-2:]
@@ -468,7 +468,7 @@ def spatter_from(images: torch.Tensor, severity: int, noise: torch.Tensor) -> to
         dist = torch.trunc(_box3(dist))  # blur, astype(uint8)
         dist = equalize_hist(dist)
         ker = torch.tensor([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=dist.dtype, device=dev).view(1, 1, 3, 3)
-        dist = F.conv2d(F.pad(dist, (1, 1, 1, 1), mode="reflect"), ker).clamp_(0, 255)  # filter2D, CV_8U
+        dist = conv2d(F.pad(dist, (1, 1, 1, 1), mode="reflect"), ker).clamp_(0, 255)  # filter2D, CV_8U
         dist = torch.round(_box3(dist))  # blur on uint8 rounds
         m = liquid_u8 * dist
         m = m / m.amax(dim=(2, 3), keepdim=True).clamp(min=1e-12) * c[4]
