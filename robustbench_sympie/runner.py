@@ -486,12 +486,12 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
     if config.precision not in PRECISIONS:
         raise SuiteError(f"--precision {config.precision!r}: expected one of {', '.join(PRECISIONS)}")
     backend = resolve_backend(config.corruption_backend, device)
-    decode = resolve_decode(config.decode, device)
     dataset = create_dataset(
         config.dataset, data_root=config.data_root, corruptions=config.corruptions, severities=config.severities,
         seed=config.seed, preprocess=Preprocess(config.resize, config.crop), limit=config.limit,
         corruption_backend=backend,
     )
+    decode = resolve_decode(config.decode, device, dataset.provenance().get("corruption_backend", backend))
     pairs = speed_settings(build_pairs(config, device), config)
     check_tasks(dataset, {p.model_name: p.model for p in pairs})
     out = Path(config.out)

@@ -35,6 +35,7 @@ def test_resolve_decode():
     assert resolve_decode("auto", torch.device("cuda")) == "device"
     assert resolve_decode("auto", torch.device("cpu")) == "workers"
     assert resolve_decode("device", torch.device("cpu")) == "device"
+    assert resolve_decode("auto", torch.device("cuda"), "reference") == "workers"  # Pillow's pixels throughout
     with pytest.raises(SuiteError, match="--decode 'gpu': expected one of auto, workers, device"):
         resolve_decode("gpu", torch.device("cpu"))
 
@@ -219,3 +220,15 @@ def test_on_the_fly_cells_decode_the_files_once_and_replay_them(few_images: Path
     a, b = (load_records(tmp_path / x).sort_values(["corruption", "image_id"]).reset_index(drop=True)
             for x in ("cached", "uncached"))
     assert a[["image_id", "top1", "top2", "top3"]].equals(b[["image_id", "top1", "top2", "top3"]])
+
+
+def test_shards_with_device_decoding_add_up_to_the_whole_run(few_images: Path, tmp_path: Path):
+    from robustbench_sympie.aggregate import merge_shards
+
+    whole = run_suite(_config(few_images, tmp_path / "whole", decode="device"))
+    parts = [run_suite(_config(few_images, tmp_path / f"shard{k}", decode="device", shard=(k, 2))) for k in range(2)]
+    merged = merge_shards(pd.concat(parts, ignore_index=True))
+    columns = ["corruption", "n", "n_correct_top1", "n_correct_top5"]
+    key = ["corruption"]
+    assert merged.sort_values(key)[columns].reset_index(drop=True).equals(
+        whole.sort_values(key)[columns].reset_index(drop=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,11 @@ def test_labelled_copy_scores_overall_and_per_flag_with_masked_logits(public_roo
     assert rows.loc["all", "n"] == 4 and rows.loc["flag_BLR", "n"] == 2 and rows.loc["flag_NON", "n"] == 2
     assert rows["top1"].to_dict() == {"all": 0.5, "flag_BLR": 1.0, "flag_DRK": 1.0, "flag_NON": 0.0}
     assert set(rows["severity"]) == {0} and set(rows["dataset"]) == {"vizwiz"}
+    # decoded on the device (here torchvision's CPU decoder): the same counts
+    on_device = run_suite(replace(config, decode="device", out=tmp_path / "device")).set_index("corruption")
+    assert set(on_device["decode"]) == {"device"}
+    assert on_device["n"].to_dict() == rows["n"].to_dict()
+    assert (on_device["top1"] - rows["top1"]).abs().max() <= 0.25  # one of 4 images at most
 
 
 def test_counter_accepts_label_sets():

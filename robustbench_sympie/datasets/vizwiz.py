@@ -160,10 +160,13 @@ class VizWizCell(ImageCellDataset):
 
     def __init__(self, images: Sequence[VizWizImage], preprocess: Preprocess) -> None:
         super().__init__(images)
-        self.preprocess = preprocess
+        self.preprocess = self.geometry = preprocess
 
     def pixels(self, record: VizWizImage) -> np.ndarray:
         return self.preprocess(load_rgb(record.path))
+
+    def source_file(self, record: VizWizImage) -> Path:
+        return record.path  # real photographs: decoded and cropped, nothing else
 
     def target(self, record: VizWizImage) -> tuple[int, ...]:
         return record.labels
