@@ -27,6 +27,7 @@ Usage (a plain script, not part of the tests)::
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import functools
 import shlex
 import statistics
@@ -75,7 +76,9 @@ def suite_seconds(enhancer: str, model: str, backend: str, n_cells: int, args: a
                              precision=precision, channels_last=channels_last)
         start = time.perf_counter()
         run_suite(config)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+    print(f"  {n_cells} cell(s) x {images or args.images} images: {seconds:.2f} s", flush=True)
+    return seconds
 
 
 def forward_rate(enhancer_name: str, model_name: str, args: argparse.Namespace, precision: str = "fp32",
@@ -165,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=str(demo_data_root()), help="folder of clean JPEG images")
     p.add_argument("--out", default=None, help="markdown file for the table")
     args = p.parse_args(argv)
+    faulthandler.dump_traceback_later(90, repeat=True)  # a run that hangs shows where, every 90 s
     decoded = decode_rate(args) if "device" in args.decodes.split(",") else float("nan")
     print(f"decode on the device: {decoded:.0f} images/s", flush=True)
     rows = []

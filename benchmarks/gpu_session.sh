@@ -5,9 +5,8 @@
 #
 # DATA: a flat folder of ImageNet-style JPEGs ('<wnid>_<name>.JPEG'); WHEELS (optional): a folder of wheels to
 # install first (a machine without a package index). Steps run in order of importance, each under its own time
-# limit (all within BUDGET_S seconds, default 570), and write under OUT: all.log (everything, the environment first), pipeline_cuda.md,
-# pipeline_cuda_reference.md, corruptions_cuda.md,
-# speed_settings_cost.md, speed_compile.md, fidelity_cuda.md/.csv (8 files).
+# limit (all within BUDGET_S seconds, default 570), and write under OUT: all.log (everything, the environment
+# first), pipeline_cuda.md, pipeline_cuda_reference.md, corruptions_cuda.md, speed_settings_cost.md, fidelity_cuda.md/.csv (7 files).
 # SMOKE=1 shrinks every step (a dry run on a CPU machine).
 set -u
 OUT=${OUT:-gpu_out}
@@ -65,27 +64,24 @@ LIMIT_ARG=${LIMIT:+--limit $LIMIT}
 
 # 1. pipeline efficiency and the full-grid projection: torch backend with device decoding, fp32 and bf16 +
 #    channels-last, the three cases; then the reference backend and worker decoding for resnet50
-step pipeline 160 python3 benchmarks/bench_pipeline.py --device "$DEVICE" --images $IMAGES --cells $CELLS \
+step pipeline 220 python3 benchmarks/bench_pipeline.py --device "$DEVICE" --images $IMAGES --cells $CELLS \
     --batch-size $BATCH --workers $WORKERS --backends torch --decodes device --fast --data-root "$GRID" \
     --out "$OUT/pipeline_cuda.md"
 step pipeline_reference 70 python3 benchmarks/bench_pipeline.py --device "$DEVICE" --images $IMAGES --cells $CELLS \
     --batch-size $BATCH --workers $WORKERS --backends torch,reference --decodes workers \
     --cases identity+resnet50_random --data-root "$GRID" --out "$OUT/pipeline_cuda_reference.md"
 # 2. the GPU tests
-step gpu_tests 90 python3 -m pytest -q -m gpu -p no:cacheprovider -s tests/test_gpu_backend.py tests/test_device_decode.py
-# 3. per-corruption throughput on the device
+step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider -s tests/test_gpu_backend.py tests/test_device_decode.py
+# 3. fidelity of the torch backend on CUDA to the reference (rendered by single-threaded processes on the CPU cores)
+OMP_NUM_THREADS=1 step fidelity 150 python3 benchmarks/corruption_fidelity.py --data-root "$DATA" $LIMIT_ARG \
+    --device "$DEVICE" --workers 15 --batch-size 128 --corruptions "${CORR#clean,}" --severities "$SEV" \
+    --out "$OUT/fidelity_cuda.md" --csv "$OUT/fidelity_cuda.csv"
+# 4. per-corruption throughput on the device
 BENCH_CORRUPTION_BATCH=$BBATCH BENCH_CORRUPTION_ROUNDS=$ROUNDS BENCH_REPORT="$OUT/corruptions_cuda.md" \
-    step corruptions 70 python3 -m pytest -q -p no:cacheprovider benchmarks/bench_corruptions.py --benchmark-only \
+    step corruptions 60 python3 -m pytest -q -p no:cacheprovider benchmarks/bench_corruptions.py --benchmark-only \
     -k "torch-cuda${K:+ and $K}"
-# 4. accuracy cost of the speed settings (compile last: it may not finish in its limit)
+# 5. accuracy cost of the speed settings (measured on 2026-12-04: leaderboards/speed_settings_cost.md; rerun if time)
 step speed_settings 70 python3 benchmarks/speed_settings_cost.py --device "$DEVICE" --data-root "$DATA" $LIMIT_ARG \
     --corruptions "$CORR" --severities "$SEV" --batch-size 128 --workers $WORKERS --corruption-backend torch \
-    --settings "fp32,bf16,fp16,channels-last,bf16 + channels-last" --out "$OUT/speed_settings_cost.md"
-# 5. fidelity of the torch backend on CUDA to the reference (rendered on the CPU cores)
-step fidelity 80 python3 benchmarks/corruption_fidelity.py --data-root "$DATA" $LIMIT_ARG --device "$DEVICE" \
-    --workers 14 --batch-size 128 --corruptions "${CORR#clean,}" --severities "$SEV" \
-    --out "$OUT/fidelity_cuda.md" --csv "$OUT/fidelity_cuda.csv"
-step speed_compile 120 python3 benchmarks/speed_settings_cost.py --device "$DEVICE" --data-root "$DATA" $LIMIT_ARG \
-    --corruptions "$CORR" --severities "$SEV" --batch-size 128 --workers $WORKERS --corruption-backend torch \
-    --settings "fp32,compile" --out "$OUT/speed_compile.md"
+    --settings "fp32,bf16,fp16,channels-last,bf16 + channels-last,compile" --out "$OUT/speed_settings_cost.md"
 echo "=== done $(date +%T)" | tee -a "$LOG"
