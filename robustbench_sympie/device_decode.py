@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,13 +83,33 @@ class DeviceDecoder:
         return out, kept, errors
 
     def _decode(self, data: list[torch.Tensor]) -> list[torch.Tensor | str]:
-        """Decode ``data`` on the device: batched, else one by one, else with Pillow; a string for a failure."""
+        """Decode ``data`` on the device, batched; a string for each failure.
+
+        When the batch is refused, each image is tried alone to find the ones the device cannot decode (those go
+        to Pillow, or fail), and the others are decoded again as one batch, so that an image's pixels never
+        depend on which other images share its batch.
+        """
         if not data:
             return []
         try:
             return list(self._torchvision(data))
         except RuntimeError:
-            return [self._decode_one(item) for item in data]
+            pass
+        alone: list[torch.Tensor | str] = []
+        on_device: list[int] = []
+        for i, item in enumerate(data):
+            try:
+                alone.append(self._torchvision(item))
+                on_device.append(i)
+            except RuntimeError:
+                alone.append(self._pillow(item))
+        if on_device:  # decoded again as one batch: the same path as every other batch's images
+            try:
+                for i, image in zip(on_device, self._torchvision([data[i] for i in on_device]), strict=True):
+                    alone[i] = image
+            except RuntimeError:
+                pass  # keep the images decoded one by one
+        return alone
 
     def _torchvision(self, data: torch.Tensor | list[torch.Tensor]) -> Any:
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -101,17 +122,15 @@ class DeviceDecoder:
             return decoded.to(self.device)
         return decoded
 
-    def _decode_one(self, item: torch.Tensor) -> torch.Tensor | str:
-        try:
-            return self._torchvision(item)
-        except RuntimeError:
-            pass
+    def _pillow(self, item: torch.Tensor) -> torch.Tensor | str:
+        """Decode one JPEG's bytes with Pillow (CMYK and other files the device refuses), moved to the device."""
         from .imageio import load_rgb
 
         try:
             image = load_rgb(io.BytesIO(item.numpy().tobytes()))
         except OSError as exc:
-            return f"cannot decode: {exc}"
+            reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc.__cause__ or exc))
+            return f"cannot decode this JPEG with torchvision or Pillow ({reason})"
         import numpy as np
 
         return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous().to(self.device)

@@ -74,7 +74,8 @@ class ResultsStore:
         if config_hash not in hashes:
             raise DataError(
                 f"{self.path} already holds cell {dict(key)} computed with other settings "
-                f"(config {sorted(hashes)} vs {config_hash}: seed, images, preprocessing or weights differ). "
+                f"(config {sorted(hashes)} vs {config_hash}: seed, images, preprocessing, weights, corruption backend, "
+                "decoding or precision differ; the rows' provenance columns say which). "
                 "Use another --out directory, or delete that results.csv to recompute."
             )
         return True

@@ -408,24 +408,21 @@ class CellBatchSampler(Sampler[list[int]]):
         return sum(self.batches_per_cell())
 
 
-def device_decoders(cell_datasets: Sequence[Dataset], decode: str, device: torch.device) -> list[DeviceDecoder | None]:
-    """With ``decode == "device"``, let the cells whose pixels are decoded files plus a geometry ship JPEG bytes,
-    and return each cell's decoder (None for the cells decoded in the workers)."""
-    decoders: list[DeviceDecoder | None] = []
-    for part in cell_datasets:
-        on_device = decode == "device" and isinstance(part, ImageCellDataset) and part.geometry is not None
-        if on_device:
-            part.ship_encoded = True
-        decoders.append(DeviceDecoder(part.geometry, device) if on_device else None)
-    return decoders
-
-
-def replay_key(part: Dataset, decoder: DeviceDecoder | None) -> Hashable | None:
-    """What a device-decoded cell's pixels come from (geometry and files), so that cells with equal keys share
-    one decoding; None for cells decoded in the workers."""
-    if decoder is None or not isinstance(part, ImageCellDataset):
+def device_sources(part: Dataset) -> tuple[str, ...] | None:
+    """The files whose decoded pixels, with the cell's geometry, are a cell's pixels (in order), or None when its
+    pixels need the workers: a corruption computed there, a record without such a file, no geometry."""
+    if not isinstance(part, ImageCellDataset) or part.geometry is None or not part.records:
         return None
-    return decoder.geometry, tuple(str(part.source_file(record)) for record in part.records)
+    sources = [part.source_file(record) for record in part.records]
+    return None if any(source is None for source in sources) else tuple(str(source) for source in sources)
+
+
+def effective_decode(dataset: EvalDataset, cells: Sequence[Cell], decode: str) -> str:
+    """``device`` when ``decode`` is and at least one cell's pixels can be decoded on the device, else
+    ``workers`` (what the provenance records: what happened, not what was asked)."""
+    if decode != "device":
+        return "workers"
+    return "device" if any(device_sources(dataset.cell_dataset(cell)) is not None for cell in cells) else "workers"
 
 
 @dataclass
@@ -451,8 +448,14 @@ def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfi
     replay that cell's decoded batches instead of loading them again (see :mod:`.clean_cache`).
     """
     cell_datasets = [dataset.cell_dataset(cell) for cell in cells]
-    decoders = device_decoders(cell_datasets, decode, device)
-    keys = [replay_key(part, decoder) for part, decoder in zip(cell_datasets, decoders, strict=True)]
+    sources = [device_sources(part) if decode == "device" else None for part in cell_datasets]
+    decoders: list[DeviceDecoder | None] = []
+    keys: list[Hashable | None] = []  # cells with equal keys (geometry and files) share one decoding
+    for part, files in zip(cell_datasets, sources, strict=True):
+        if files is not None:
+            part.ship_encoded = True
+        decoders.append(DeviceDecoder(part.geometry, device) if files is not None else None)
+        keys.append((part.geometry, files) if files is not None else None)
     parts = [shard(part) for part in cell_datasets]
     sizes = [len(part) for part in parts]
     crop = next((decoder.geometry.crop for decoder in decoders if decoder is not None), 0)
@@ -464,10 +467,13 @@ def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfi
     stream = iter(loader)
     counts = dict(zip(loaded, sampler.batches_per_cell(), strict=True))
     cache = CleanImageCache()
+    last_loaded = loaded[-1]
     for c, source in enumerate(replays):
         if source is None:
             recorder = cache.recorder(c) if c in last_use else None
             yield CellStream(sizes[c], itertools.islice(stream, counts[c]), decoders[c], recorder)
+            if c == last_loaded:  # every loaded cell is consumed: shut the workers down (replays need none)
+                del stream, loader
         else:
             yield CellStream(sizes[c], cache.replay(source))
             if last_use[source] == c:
@@ -491,7 +497,8 @@ def run_suite(config: SuiteConfig) -> pd.DataFrame:
         seed=config.seed, preprocess=Preprocess(config.resize, config.crop), limit=config.limit,
         corruption_backend=backend,
     )
-    decode = resolve_decode(config.decode, device, dataset.provenance().get("corruption_backend", backend))
+    decode = effective_decode(dataset, dataset.cells(), resolve_decode(
+        config.decode, device, dataset.provenance().get("corruption_backend", backend)))
     pairs = speed_settings(build_pairs(config, device), config)
     check_tasks(dataset, {p.model_name: p.model for p in pairs})
     out = Path(config.out)

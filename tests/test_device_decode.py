@@ -232,3 +232,25 @@ def test_shards_with_device_decoding_add_up_to_the_whole_run(few_images: Path, t
     key = ["corruption"]
     assert merged.sort_values(key)[columns].reset_index(drop=True).equals(
         whole.sort_values(key)[columns].reset_index(drop=True))
+
+
+def test_reference_cells_are_never_replayed_from_another_cell(few_images: Path, tmp_path: Path):
+    """With the reference backend only the clean cell decodes on the device; every corrupted cell keeps its own
+    worker-made pixels (none may replay another cell's)."""
+    from robustbench_sympie.records import load_records
+
+    settings = dict(corruption_backend="reference", corruptions="clean,gaussian_noise,fog,contrast")
+    workers = run_suite(_config(few_images, tmp_path / "w", decode="workers", **settings))
+    device = run_suite(_config(few_images, tmp_path / "d", decode="device", **settings))
+    assert set(device["decode"]) == {"device"}
+    corrupted = lambda frame: frame[frame["corruption"] != "clean"].sort_values("corruption").reset_index(drop=True)  # noqa: E731
+    columns = ["corruption", "n", "n_correct_top1", "n_correct_top5"]
+    assert corrupted(workers)[columns].equals(corrupted(device)[columns])
+    a, b = (corrupted(load_records(tmp_path / x)).sort_values(["corruption", "image_id"]).reset_index(drop=True)
+            for x in ("w", "d"))
+    assert a[["corruption", "image_id", "top1", "top2", "top3", "top4", "top5"]].equals(
+        b[["corruption", "image_id", "top1", "top2", "top3", "top4", "top5"]])
+    # nothing to decode on the device: the rows say so (and keep the workers' configuration hash)
+    only_corrupted = run_suite(_config(few_images, tmp_path / "c", decode="device", corruption_backend="reference",
+                                       corruptions="fog"))
+    assert set(only_corrupted["decode"]) == {"workers"}
