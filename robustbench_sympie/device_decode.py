@@ -72,15 +72,19 @@ class DeviceDecoder:
         decoded = dict(zip(encoded, self._decode([items[i] for i in encoded]), strict=True))
         errors = [f"{sources[i]}: {result}" for i, result in decoded.items() if isinstance(result, str)]
         kept = [i for i in range(len(items)) if not isinstance(decoded.get(i), str)]
-        crop = self.geometry.crop
-        out = torch.empty(len(kept), 3, crop, crop, dtype=torch.uint8, device=self.device)
+        if not kept:
+            crop = self.geometry.crop
+            return torch.empty(0, 3, crop, crop, dtype=torch.uint8, device=self.device), kept, errors
         groups: dict[tuple[int, ...] | None, list[int]] = {}  # decoded image size (None: a worker's) -> rows
         for row, i in enumerate(kept):
             groups.setdefault(tuple(decoded[i].shape) if i in decoded else None, []).append(row)
-        for size, rows in groups.items():
+        shaped: list[torch.Tensor | None] = [None] * len(kept)
+        for size, rows in groups.items():  # one resize per image size; no index tensor, so no device sync
             stack = torch.stack([decoded.get(kept[row], items[kept[row]]) for row in rows]).to(self.device)
-            out[torch.tensor(rows, device=self.device)] = stack if size is None else self.geometry.on_tensor(stack)
-        return out, kept, errors
+            done = stack if size is None else self.geometry.on_tensor(stack)
+            for row, image in zip(rows, done.unbind(0), strict=True):
+                shaped[row] = image
+        return torch.stack(shaped), kept, errors  # type: ignore[arg-type]
 
     def _decode(self, data: list[torch.Tensor]) -> list[torch.Tensor | str]:
         """Decode ``data`` on the device, batched; a string for each failure.
