@@ -5,6 +5,12 @@ RGB values in [0, 255] (the reference code's scale), ``severity`` in 1..5 (one s
 runner's batches belong to one cell) and ``seeds`` the per-sample int64 seeds from ``sample_seed``;
 it returns float values (any range). :func:`corrupt_batch` wraps it: uint8 in, uint8 out, clipped and
 truncated to uint8 exactly as ``imagecorruptions`` does (``np.uint8(np.clip(x, 0, 255))``).
+
+On the CPU, :func:`corrupt_batch` runs a corruption on chunks of a few images (:data:`CPU_CHUNK_PIXELS`)
+rather than on the whole batch at once: every corruption is per sample, so the pixels are the same, and the
+intermediate tensors of a chunk stay in the cores' caches. Measured on 2 cores at batch 64 of 224 x 224
+images, whole-batch passes were memory-bound: chunks of 4 images made the elementwise-heavy corruptions
+2-3x faster (brightness 5.2 -> 2.0 ms per image, shot_noise 5.5 -> 2.3, elastic_transform 5.9 -> 2.3).
 """
 
 from __future__ import annotations
@@ -21,25 +27,32 @@ TorchCorruptionFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
 TORCH_CORRUPTIONS: dict[str, TorchCorruption] = {}
 
 
+#: on the CPU, a batch is corrupted in chunks of about this many pixels (4 images of 224 x 224, at least one)
+CPU_CHUNK_PIXELS = 4 * 224 * 224
+
+
 @dataclass(frozen=True)
 class TorchCorruption:
-    """A registered torch corruption and a note on how it departs from the reference, if it does."""
+    """A registered torch corruption, a note on how it departs from the reference (if it does), and whether
+    it runs on CPU batches in cache-sized chunks (``chunked``; off for code that parallelises the batch itself)."""
 
     name: str
     fn: TorchCorruptionFn
     note: str = ""
+    chunked: bool = True
 
     def __call__(self, images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
         return corrupt_batch(self, images, severity, seeds)
 
 
-def register_torch_corruption(name: str, note: str = "") -> Callable[[TorchCorruptionFn], TorchCorruptionFn]:
+def register_torch_corruption(name: str, note: str = "", *,
+                              chunked: bool = True) -> Callable[[TorchCorruptionFn], TorchCorruptionFn]:
     """Decorator adding ``fn(images_0_255, severity, seeds)`` as the torch version of corruption ``name``."""
 
     def decorator(fn: TorchCorruptionFn) -> TorchCorruptionFn:
         if name in TORCH_CORRUPTIONS:
             raise ValueError(f"torch corruption {name!r} is registered twice")
-        TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note)
+        TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note, chunked)
         return fn
 
     return decorator
@@ -70,6 +83,23 @@ def corrupt_batch(corruption: TorchCorruption, images: torch.Tensor, severity: i
     seeds = torch.as_tensor(seeds, dtype=torch.int64)
     if seeds.shape != (images.shape[0],):
         raise ValueError(f"one seed per image expected: {images.shape[0]} images, seeds of shape {tuple(seeds.shape)}")
+    chunk = chunk_size(images) if corruption.chunked and images.device.type == "cpu" else images.shape[0]
+    if chunk >= images.shape[0]:
+        return _corrupt_chunk(corruption, images, severity, seeds)
+    out = torch.empty_like(images)
+    for start in range(0, images.shape[0], chunk):
+        part = slice(start, start + chunk)
+        out[part] = _corrupt_chunk(corruption, images[part], severity, seeds[part])
+    return out
+
+
+def chunk_size(images: torch.Tensor) -> int:
+    """Images per CPU chunk of a ``B x 3 x H x W`` batch: about :data:`CPU_CHUNK_PIXELS` pixels, at least one."""
+    return max(1, CPU_CHUNK_PIXELS // max(1, images.shape[-2] * images.shape[-1]))
+
+
+def _corrupt_chunk(corruption: TorchCorruption, images: torch.Tensor, severity: int,
+                   seeds: torch.Tensor) -> torch.Tensor:
     out = corruption.fn(images.float(), severity, seeds)
     if out.shape != images.shape:
         raise RuntimeError(f"torch corruption {corruption.name!r} changed the batch shape "

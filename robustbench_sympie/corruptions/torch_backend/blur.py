@@ -260,23 +260,33 @@ def glass_shuffle_sources(seeds: torch.Tensor, h: int, w: int, delta: int, itera
     dy, dx uniform in [-delta, delta). On numpy/numba views that tuple assignment is a copy, not a swap:
     ``x[p] = x[q]`` and ``x[q]`` unchanged. So ``new[p] = new[q]`` if q was visited before p (interior and
     later in raster order), else ``old[q]``: chains of pointers, resolved here in parallel by pointer
-    jumping (exact for given offsets), one pass per iteration, composed over iterations.
+    jumping on the pending positions (exact for given offsets), one pass per iteration, composed over iterations.
     """
     n = h * w
     pos = torch.arange(n, device=device)
     yy, xx = pos // w, pos % w
     interior = (yy >= delta + 1) & (yy <= h - delta) & (xx >= delta + 1) & (xx <= w - delta)
-    source = pos.expand(seeds.shape[0], n)
+    b = seeds.shape[0]
+    source = pos.expand(b, n)
+    offsets = torch.arange(b, device=device)[:, None] * n  # sample b's positions in the flattened batch
     for it in range(iterations):
         d = rng.randint(seeds, -delta, delta, (2, n), stream=1 + it, device=device)  # B x 2 x n
         sy, sx = yy + d[:, 0], xx + d[:, 1]
         q = torch.where(interior, sy * w + sx, pos)
-        ptr = q.clone()
         pending = interior & interior.gather(0, q.reshape(-1)).view_as(q) & (q > pos)  # q visited before p
-        # pending p: ptr[p] is a visited position whose final value p copies; done p: ptr[p] indexes `old`
-        while bool(pending.any()):
-            ptr, pending = (torch.where(pending, ptr.gather(1, ptr), ptr), pending & pending.gather(1, ptr))
-        source = source.gather(1, ptr)
+        # pending p: ptr[p] is a visited position whose final value p copies; done p: ptr[p] indexes `old`.
+        # Jumps run on the pending positions only (about a third at first, a tenth after one jump), as flat
+        # indices into the whole batch: ptr[p], pending[p] <- ptr[ptr[p]], pending[ptr[p]], all read first.
+        ptr = (q + offsets).reshape(-1)
+        pending = pending.reshape(-1)
+        active = pending.nonzero().squeeze(1)
+        while active.numel():
+            target = ptr[active]
+            ptr[active] = ptr[target]
+            still = pending[target]
+            pending[active] = still
+            active = active[still]
+        source = source.gather(1, ptr.view(b, n) - offsets)
     return source
 
 

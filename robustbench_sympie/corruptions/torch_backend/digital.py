@@ -36,40 +36,37 @@ def contrast(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.
 
 
 def rgb2hsv(rgb: torch.Tensor) -> torch.Tensor:
-    """skimage.color.rgb2hsv on B x 3 x H x W values in [0, 1] (channel axis 1)."""
-    r, g, b = rgb.unbind(1)
+    """skimage.color.rgb2hsv on B x 3 x H x W values in [0, 1] (channel axis 1), the same float operations."""
     v = rgb.amax(1)
     delta = v - rgb.amin(1)
     zero = delta == 0
-    safe = torch.where(zero, torch.ones_like(delta), delta)
-    s = torch.where(zero, torch.zeros_like(v), delta / torch.where(v == 0, torch.ones_like(v), v))
-    # later assignments win in skimage: blue max over green max over red max
-    h = (g - b) / safe
-    h = torch.where(g == v, 2.0 + (b - r) / safe, h)
-    h = torch.where(b == v, 4.0 + (r - g) / safe, h)
-    h = torch.remainder(h / 6.0, 1.0)
-    h = torch.where(zero, torch.zeros_like(h), h)
+    s = (delta / v).masked_fill_(zero, 0.0)  # v == 0 only where delta == 0
+    safe = delta.masked_fill(zero, 1.0)
+    # skimage's hue: (g - b) / delta where red is the max, 2 + (b - r) / delta where green is, 4 + (r - g) /
+    # delta where blue is, later assignments winning ties; the channel wins, then one gather of its numerator
+    top = torch.where(rgb[:, 2] == v, 2, (rgb[:, 1] == v).to(torch.int64))
+    numerators = rgb.roll(-1, 1) - rgb.roll(-2, 1)  # g - b, b - r, r - g
+    h = numerators.gather(1, top[:, None])[:, 0] / safe + (2 * top).to(rgb.dtype)
+    h = torch.remainder(h / 6.0, 1.0).masked_fill_(zero, 0.0)
     return torch.stack([h, s, v], 1)
 
 
+#: skimage's hsv2rgb sector table, as indices into (v, t, p, q): per sector 0..5, the source of r, g and b
+_HSV_SECTORS = torch.tensor([[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]])
+
+
 def hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """skimage.color.hsv2rgb on B x 3 x H x W (channel axis 1)."""
+    """skimage.color.hsv2rgb on B x 3 x H x W (channel axis 1), the same float operations."""
     h, s, v = hsv.unbind(1)
-    hi = torch.floor(h * 6)
-    f = h * 6 - hi
+    h6 = h * 6
+    hi = torch.floor(h6)
+    f = h6 - hi
     p = v * (1 - s)
     q = v * (1 - f * s)
     t = v * (1 - (1 - f) * s)
-    hi = hi.to(torch.int64).remainder(6)  # (uint8 cast of values in 0..6) % 6
-    # the sector table of skimage's np.choose, as where-chains (no 6-fold stack in memory)
-    table = ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))
-    channels = []
-    for ch in range(3):
-        out = table[5][ch]
-        for sector in range(4, -1, -1):
-            out = torch.where(hi == sector, table[sector][ch], out)
-        channels.append(out)
-    return torch.stack(channels, 1)
+    sector = hi.to(torch.int64).remainder_(6)  # (uint8 cast of values in 0..6) % 6
+    sources = _HSV_SECTORS.to(hsv.device)[sector].permute(0, 3, 1, 2)  # B x 3 x H x W indices into v, t, p, q
+    return torch.stack([v, t, p, q], 1).gather(1, sources)
 
 
 _BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -101,7 +98,8 @@ _JPEG = (25, 18, 15, 10, 7)
     "jpeg_compression",
     note="libjpeg through torchvision.io encode_jpeg/decode_jpeg (on CPU) instead of Pillow's save/open "
          "at the same quality; both use 4:2:0 chroma subsampling and libjpeg(-turbo) tables, so outputs "
-         "are (near-)identical but not guaranteed bit-exact across library builds.")
+         "are (near-)identical but not guaranteed bit-exact across library builds.",
+    chunked=False)  # runs the batch's round trips on torch's threads itself
 def jpeg_compression(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     quality = _JPEG[severity - 1]
     batch = list(images.round().clamp_(0, 255).to(torch.uint8).cpu().unbind(0))

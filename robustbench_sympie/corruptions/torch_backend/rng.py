@@ -2,9 +2,10 @@
 
 Every sample of a batch carries a 63-bit seed (from ``sample_seed(image id, corruption, severity, run
 seed)``). For each random draw a corruption needs, ``uniform``/``normal``/``randint`` seed one torch
-generator per sample from (seed, stream) and draw that sample's block, then stack: the only Python loop
-is one generator call per sample, all pixel arithmetic stays batched. So a sample's pixels never depend
-on the batch it is in, its position, the number of workers or shards. Numbers are identical on one
+generator per sample from (seed, stream) and fill that sample's block of the output in place: the only
+Python loop is one generator call per sample (on the CPU spread over torch's threads: 3.4x faster than
+drawing the blocks one after another and stacking them), all pixel arithmetic stays batched. So a sample's
+pixels never depend on the batch it is in, its position, the number of workers or shards. Numbers are identical on one
 device type; CPU (Mersenne Twister) and CUDA (Philox) streams differ, as allowed by the contract.
 
 (A counter-based integer hash over the pixel index was measured 25x slower on CPU than torch's
@@ -13,8 +14,11 @@ generators, 0.78 s against 0.03 s for 64 x 3 x 224 x 224 normals on 2 cores, and
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -35,34 +39,53 @@ def _seed_list(seeds: torch.Tensor | Sequence[int]) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def _draw(seeds, shape, stream, device, draw) -> torch.Tensor:
+#: per-sample blocks smaller than this are drawn on the calling thread (a pool hand-off costs more)
+_POOL_MIN_NUMEL = 4096
+
+
+def _draw(seeds, shape, stream, device, dtype, fill) -> torch.Tensor:
+    """``B x *shape`` tensor whose block ``b`` is filled in place by ``fill(block, generator)``, the generator
+    seeded from ``(seeds[b], stream)``. On the CPU the blocks are filled on torch's threads (a generator's
+    draws are sequential, but each block has its own: same numbers, in any order)."""
     device = torch.device(device)
-    blocks = []
-    for seed in _seed_list(seeds):
+    seed_list = _seed_list(seeds)
+    out = torch.empty((len(seed_list), *shape), dtype=dtype, device=device)
+
+    inference = torch.is_inference_mode_enabled()  # thread-local: the pool's threads take the caller's mode
+
+    def fill_block(index: int) -> None:
         generator = torch.Generator(device=device)
-        generator.manual_seed(stream_seed(seed, stream))
-        blocks.append(draw(generator, device))
-    if not blocks:
-        return draw(None, device).new_empty((0, *shape))
-    return torch.stack(blocks)
+        generator.manual_seed(stream_seed(seed_list[index], stream))
+        with torch.inference_mode(inference):
+            fill(out[index], generator)
+
+    threads = min(torch.get_num_threads(), len(seed_list))
+    if device.type == "cpu" and threads > 1 and math.prod(shape) >= _POOL_MIN_NUMEL:
+        list(_pool(threads).map(fill_block, range(len(seed_list))))
+    else:
+        for index in range(len(seed_list)):
+            fill_block(index)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="rng")
 
 
 def uniform(seeds, shape: tuple[int, ...], stream: int = 0, device: torch.device | str = "cpu",
             dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``B x *shape`` uniform numbers in [0, 1), block ``b`` a function of ``seeds[b]`` and ``stream`` only."""
-    return _draw(seeds, shape, stream, device,
-                 lambda g, d: torch.rand(shape, generator=g, device=d, dtype=dtype))
+    return _draw(seeds, shape, stream, device, dtype, lambda block, g: block.uniform_(0, 1, generator=g))
 
 
 def normal(seeds, shape: tuple[int, ...], stream: int = 0, device: torch.device | str = "cpu",
            dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``B x *shape`` standard normal numbers, block ``b`` a function of ``seeds[b]`` and ``stream`` only."""
-    return _draw(seeds, shape, stream, device,
-                 lambda g, d: torch.randn(shape, generator=g, device=d, dtype=dtype))
+    return _draw(seeds, shape, stream, device, dtype, lambda block, g: block.normal_(generator=g))
 
 
 def randint(seeds, low: int, high: int, shape: tuple[int, ...], stream: int = 0,
             device: torch.device | str = "cpu") -> torch.Tensor:
     """``B x *shape`` int64 integers in [low, high), block ``b`` a function of ``seeds[b]`` and ``stream``."""
-    return _draw(seeds, shape, stream, device,
-                 lambda g, d: torch.randint(low, high, shape, generator=g, device=d))
+    return _draw(seeds, shape, stream, device, torch.int64, lambda block, g: block.random_(low, high, generator=g))

@@ -95,16 +95,18 @@ def motion_blur_layer(layer: torch.Tensor, radius: int, sigma: float, angle_deg:
     dx = -torch.ceil(i * p1[:, None] / hyp[:, None] - 0.5).long()
     valid = torch.cumprod(((dy.abs() < h) & (dx.abs() < w)).long(), dim=1).to(layer.dtype)
     weights = kernel.to(layer.dtype)[None, :] * valid
-    ys = torch.arange(h, device=dev)
-    xs = torch.arange(w, device=dev)
-    bidx = torch.arange(b, device=dev)[:, None, None]
-    flat = layer[:, 0]
-    out = torch.zeros_like(flat)
+    # every shift is shorter than ``width``, so the clamped source (y - dy, x - dx) is that position of the
+    # layer padded by ``width`` with replicated edges: one flat gather per tap
+    padded = F.pad(layer, (width, width, width, width), mode="replicate").reshape(b, -1)
+    row_stride = w + 2 * width
+    ys = torch.arange(width, width + h, device=dev)
+    xs = torch.arange(width, width + w, device=dev)
+    positions = (ys[:, None] * row_stride + xs[None, :]).view(1, -1)
+    offsets = -(dy * row_stride + dx)  # B x width
+    out = torch.zeros((b, h * w), dtype=layer.dtype, device=dev)
     for t in range(width):
-        rows = (ys[None, :] - dy[:, t:t + 1]).clamp_(0, h - 1)
-        cols = (xs[None, :] - dx[:, t:t + 1]).clamp_(0, w - 1)
-        out += weights[:, t, None, None] * flat[bidx, rows[:, :, None], cols[:, None, :]]
-    return out[:, None]
+        out += weights[:, t, None] * padded.gather(1, positions + offsets[:, t, None])
+    return out.view(b, 1, h, w)
 
 
 def snow_from(images: torch.Tensor, severity: int, noise: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
