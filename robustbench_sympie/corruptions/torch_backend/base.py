@@ -15,7 +15,9 @@ images, whole-batch passes were memory-bound: chunks of 4 images made the elemen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -105,3 +107,10 @@ def _corrupt_chunk(corruption: TorchCorruption, images: torch.Tensor, severity: 
         raise RuntimeError(f"torch corruption {corruption.name!r} changed the batch shape "
                            f"{tuple(images.shape)} -> {tuple(out.shape)}")
     return out.clamp_(0, 255).to(torch.uint8)  # truncation, as np.uint8 does on the reference path
+
+
+@functools.lru_cache(maxsize=8)
+def thread_pool(threads: int, name: str) -> ThreadPoolExecutor:
+    """A process-wide pool of ``threads`` threads for torch work that releases the GIL (one pool per ``name``,
+    so a task of one pool never waits on its own pool)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix=name)

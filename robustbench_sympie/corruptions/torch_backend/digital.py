@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from . import rng
-from .base import register_torch_corruption
+from .base import register_torch_corruption, thread_pool
 from .blur import gaussian_filter
 
 # ----------------------------------------------------------------------------- contrast
@@ -109,7 +108,7 @@ def jpeg_compression(images: torch.Tensor, severity: int, seeds: torch.Tensor) -
     if len(chunks) == 1:
         decoded = _jpeg_round_trip(chunks[0], quality)
     else:  # libjpeg releases the GIL: chunks of the batch on torch's threads (each image alike, in any chunk)
-        decoded = [image for part in _jpeg_pool(threads).map(_jpeg_round_trip, chunks, [quality] * len(chunks))
+        decoded = [image for part in thread_pool(threads, "jpeg").map(_jpeg_round_trip, chunks, [quality] * len(chunks))
                    for image in part]
     return torch.stack(decoded).to(device=images.device, dtype=torch.float32)
 
@@ -118,11 +117,6 @@ def _jpeg_round_trip(images: list[torch.Tensor], quality: int) -> list[torch.Ten
     from torchvision.io import decode_jpeg, encode_jpeg
 
     return decode_jpeg(encode_jpeg(images, quality=quality))
-
-
-@functools.lru_cache(maxsize=4)
-def _jpeg_pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="jpeg")
 
 
 # ----------------------------------------------------------------------------- pixelate (Pillow, bit-exact)

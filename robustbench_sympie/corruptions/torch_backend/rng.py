@@ -3,10 +3,11 @@
 Every sample of a batch carries a 63-bit seed (from ``sample_seed(image id, corruption, severity, run
 seed)``). For each random draw a corruption needs, ``uniform``/``normal``/``randint`` seed one torch
 generator per sample from (seed, stream) and fill that sample's block of the output in place: the only
-Python loop is one generator call per sample (on the CPU spread over torch's threads: 3.4x faster than
-drawing the blocks one after another and stacking them), all pixel arithmetic stays batched. So a sample's
-pixels never depend on the batch it is in, its position, the number of workers or shards. Numbers are identical on one
-device type; CPU (Mersenne Twister) and CUDA (Philox) streams differ, as allowed by the contract.
+Python loop is one generator call per sample (on the CPU spread over torch's threads: 1.6x faster on 2
+cores than drawing the blocks one after another and stacking them), all pixel arithmetic stays batched. So
+a sample's pixels never depend on the batch it is in, its position, the number of workers or shards.
+Numbers are identical on one device type; CPU (Mersenne Twister) and CUDA (Philox) streams differ, as
+allowed by the contract.
 
 (A counter-based integer hash over the pixel index was measured 25x slower on CPU than torch's
 generators, 0.78 s against 0.03 s for 64 x 3 x 224 x 224 normals on 2 cores, and was dropped.)
@@ -14,13 +15,13 @@ generators, 0.78 s against 0.03 s for 64 x 3 x 224 x 224 normals on 2 cores, and
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
+
+from .base import thread_pool
 
 _MASK63 = (1 << 63) - 1
 
@@ -61,16 +62,11 @@ def _draw(seeds, shape, stream, device, dtype, fill) -> torch.Tensor:
 
     threads = min(torch.get_num_threads(), len(seed_list))
     if device.type == "cpu" and threads > 1 and math.prod(shape) >= _POOL_MIN_NUMEL:
-        list(_pool(threads).map(fill_block, range(len(seed_list))))
+        list(thread_pool(threads, "rng").map(fill_block, range(len(seed_list))))
     else:
         for index in range(len(seed_list)):
             fill_block(index)
     return out
-
-
-@functools.lru_cache(maxsize=4)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="rng")
 
 
 def uniform(seeds, shape: tuple[int, ...], stream: int = 0, device: torch.device | str = "cpu",
