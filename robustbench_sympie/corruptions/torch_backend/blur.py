@@ -281,11 +281,11 @@ def glass_shuffle_sources(seeds: torch.Tensor, h: int, w: int, delta: int, itera
         pending = pending.reshape(-1)
         active = pending.nonzero().squeeze(1)
         while active.numel():
-            target = ptr[active]
-            ptr[active] = ptr[target]
-            still = pending[target]
-            pending[active] = still
-            active = active[still]
+            target = ptr.index_select(0, active)
+            ptr.index_copy_(0, active, ptr.index_select(0, target))
+            still = pending.index_select(0, target)
+            pending.index_copy_(0, active, still)
+            active = active.masked_select(still)
         source = source.gather(1, ptr.view(b, n) - offsets)
     return source
 

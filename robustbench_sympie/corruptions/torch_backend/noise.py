@@ -36,13 +36,15 @@ def speckle_noise(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> t
     return (x + x * noise * c).clamp_(0, 1) * 255
 
 
-_GUIDE_BINS = 4  # guide-table bins per tabulated k
+_GUIDE_BINS = 16  # guide-table bins per tabulated k: about 1% of the bins hold a CDF step
 
 
 @functools.lru_cache(maxsize=16)
 def _poisson_tables(c: int, device_str: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """Poisson CDFs of lambda = level / 255 * c for the 256 grey levels (256 x K float64, flattened) and
-    the guide table of the inverse-CDF method: per level and u-bin j of M, the first k with CDF_k > j / M."""
+    """Poisson CDFs of lambda = level / 255 * c for the 256 grey levels (256 x K float64, flattened) and the
+    guide table of the inverse-CDF method (256 x M int16, flattened). For level l and u-bin j = [j/M, (j+1)/M):
+    g = the first k with CDF_k > j / M; the entry is g when no CDF value falls inside the bin (then g is the
+    answer for every u of the bin) and ``-1 - g`` when one does (the bin's draws step on from g)."""
     kmax = int(c + 15 * math.sqrt(c) + 25)  # CDF beyond kmax differs from 1 by < 1e-15
     lam = torch.arange(256, dtype=torch.float64) / 255.0 * c
     k = torch.arange(kmax, dtype=torch.float64)
@@ -50,24 +52,33 @@ def _poisson_tables(c: int, device_str: str) -> tuple[torch.Tensor, torch.Tensor
     cdf = torch.cumsum(logpmf.exp(), dim=1).clamp_(max=1.0)
     cdf[:, -1] = 1.0  # the search always stops inside the table
     bins = _GUIDE_BINS * kmax
-    edges = torch.arange(bins, dtype=torch.float64) / bins
-    guide = torch.searchsorted(cdf, edges.expand(256, -1).contiguous(), right=True)
+    edges = torch.arange(bins + 1, dtype=torch.float64) / bins
+    first = torch.searchsorted(cdf, edges.expand(256, -1).contiguous(), right=True)
+    settled = first[:, 1:] == first[:, :-1]
+    guide = torch.where(settled, first[:, :-1], -1 - first[:, :-1]).to(torch.int16)
     return (cdf.reshape(-1).contiguous().to(device_str), guide.reshape(-1).contiguous().to(device_str),
             kmax, bins)
 
 
 def poisson_from_uniform(level: torch.Tensor, u: torch.Tensor, c: int) -> torch.Tensor:
-    """Poisson(level / 255 * c) draws by inverse CDF, ``level`` int64 grey levels, ``u`` float64 uniforms:
-    the count of k with CDF_k <= u, found from a guide table plus a few batched steps."""
+    """Poisson(level / 255 * c) draws by inverse CDF, ``level`` integer grey levels, ``u`` float64 uniforms:
+    the count of k with CDF_k <= u (int32), read from the guide table, plus a few batched steps for the draws
+    whose bin holds a CDF step."""
     cdf, guide, kmax, bins = _poisson_tables(c, str(level.device))
     shape = level.shape
-    level, u = level.reshape(-1), u.reshape(-1)
-    base = level * kmax
-    k = guide[level * bins + (u * bins).long().clamp_(max=bins - 1)]
-    active = (cdf[base + k] <= u).nonzero().squeeze(1)  # the few draws not settled by the guide table
-    while active.numel():
-        k[active] += 1
-        active = active[cdf[base[active] + k[active]] <= u[active]]
+    level, u = level.reshape(-1).to(torch.int32), u.reshape(-1)
+    k = guide.index_select(0, (u * bins).to(torch.int32).clamp_(max=bins - 1).add_(level * bins)).to(torch.int32)
+    unsettled = (k < 0).nonzero().squeeze(1)
+    if unsettled.numel():
+        steps = -1 - k.index_select(0, unsettled)
+        base = level.index_select(0, unsettled) * kmax
+        u_open = u.index_select(0, unsettled)
+        active = torch.arange(unsettled.numel(), device=k.device)
+        while active.numel():
+            active = active[cdf.index_select(0, base.index_select(0, active) + steps.index_select(0, active))
+                            <= u_open.index_select(0, active)]
+            steps.index_add_(0, active, torch.ones_like(active, dtype=steps.dtype))
+        k.index_copy_(0, unsettled, steps)
     return k.view(shape)
 
 
@@ -78,7 +89,7 @@ def poisson_from_uniform(level: torch.Tensor, u: torch.Tensor, c: int) -> torch.
 def shot_noise(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     c = _SHOT[severity - 1]
     u = rng.uniform(seeds, tuple(images.shape[1:]), stream=1, device=images.device, dtype=torch.float64)
-    counts = poisson_from_uniform(images.round().to(torch.int64), u, c)
+    counts = poisson_from_uniform(images.round().to(torch.int32), u, c)
     return (counts.to(torch.float32) / float(c)).clamp_(0, 1) * 255
 
 
