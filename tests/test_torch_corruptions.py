@@ -184,3 +184,22 @@ def test_deterministic_matches_reference_on_small_non_square(name, crops):
     out = _torch_outputs(name, [image], 5, [1])[0]
     mad = np.abs(get_corruption(name)(image, 5, 0).astype(np.float64) - out).mean()
     assert mad <= DETERMINISTIC[name], f"{name}: mean abs diff {mad:.4f}"
+
+
+@pytest.mark.parametrize("c", [60, 12, 3])
+def test_poisson_inverse_cdf_matches_brute_force_count(c):
+    """The guide table (settled bins read directly, unsettled ones stepped) gives #{k : CDF_k <= u} exactly,
+    including uniforms on and just below the tabulated CDF values and at the ends of [0, 1)."""
+    from robustbench_sympie.corruptions.torch_backend import noise as tnoise
+
+    cdf, _, kmax, _ = tnoise._poisson_tables(c, "cpu")
+    cdf = cdf.view(256, kmax)
+    gen = torch.Generator().manual_seed(c)
+    level = torch.randint(0, 256, (20000,), generator=gen)
+    on_step = cdf[level, torch.randint(0, kmax, (20000,), generator=gen)].clamp(max=1 - 2.0**-53)
+    u = torch.cat([torch.rand(20000, dtype=torch.float64, generator=gen), on_step,
+                   torch.nextafter(on_step, torch.zeros_like(on_step)),
+                   torch.tensor([0.0, 1 - 2.0**-53], dtype=torch.float64).repeat(10000)])
+    level = torch.cat([level, level, level, level])
+    expected = (cdf[level] <= u[:, None]).sum(1)
+    assert torch.equal(tnoise.poisson_from_uniform(level, u, c).long(), expected)
