@@ -203,3 +203,13 @@ def test_poisson_inverse_cdf_matches_brute_force_count(c):
     level = torch.cat([level, level, level, level])
     expected = (cdf[level] <= u[:, None]).sum(1)
     assert torch.equal(tnoise.poisson_from_uniform(level, u, c).long(), expected)
+
+
+def test_randint_int32_blocks_hold_the_int64_numbers():
+    """glass_blur draws its offsets as int32; they must be the int64 stream's numbers (torch's 32-bit draw)."""
+    seeds = torch.tensor([3, 2**40 + 7, 12345678901])
+    for low, high in ((-1, 1), (-4, 4), (0, 255)):
+        wide = rng.randint(seeds, low, high, (2, 5000), stream=2)
+        narrow = rng.randint(seeds, low, high, (2, 5000), stream=2, dtype=torch.int32)
+        assert narrow.dtype == torch.int32
+        assert torch.equal(wide, narrow.long())

@@ -290,6 +290,16 @@ def zoom_blur(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch
 _GLASS = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))
 
 
+@functools.lru_cache(maxsize=16)
+def _glass_interior(h: int, w: int, delta: int, device_str: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat positions 0..h*w-1 (int32) and the mask of those the reference's loop visits (rows and columns
+    delta+1..h-delta, delta+1..w-delta)."""
+    pos = torch.arange(h * w, device=device_str)
+    yy, xx = pos // w, pos % w
+    interior = (yy >= delta + 1) & (yy <= h - delta) & (xx >= delta + 1) & (xx <= w - delta)
+    return pos.to(torch.int32), interior
+
+
 def glass_shuffle_sources(seeds: torch.Tensor, h: int, w: int, delta: int, iterations: int,
                           device) -> torch.Tensor:
     """Flat source index (B x h*w) of every pixel after the reference's pixel "swap" loop.
@@ -302,22 +312,21 @@ def glass_shuffle_sources(seeds: torch.Tensor, h: int, w: int, delta: int, itera
     jumping on the pending positions (exact for given offsets), one pass per iteration, composed over iterations.
     """
     n = h * w
-    pos = torch.arange(n, device=device)
-    yy, xx = pos // w, pos % w
-    interior = (yy >= delta + 1) & (yy <= h - delta) & (xx >= delta + 1) & (xx <= w - delta)
     b = seeds.shape[0]
-    source = pos.expand(b, n)
-    offsets = torch.arange(b, device=device)[:, None] * n  # sample b's positions in the flattened batch
+    pos, interior = _glass_interior(h, w, delta, str(torch.device(device)))
+    offsets = (torch.arange(b, device=device, dtype=torch.int32) * n)[:, None]
+    positions = (pos + offsets).reshape(-1)  # int32 indices into the flattened batch (B * h * w)
+    exterior = ~interior.repeat(b)
+    source = positions
     for it in range(iterations):
-        d = rng.randint(seeds, -delta, delta, (2, n), stream=1 + it, device=device)  # B x 2 x n
-        sy, sx = yy + d[:, 0], xx + d[:, 1]
-        q = torch.where(interior, sy * w + sx, pos)
-        pending = interior & interior.gather(0, q.reshape(-1)).view_as(q) & (q > pos)  # q visited before p
+        d = rng.randint(seeds, -delta, delta, (2, n), stream=1 + it, device=device, dtype=torch.int32)
+        step = (d[:, 0] * w + d[:, 1]).reshape(-1).masked_fill_(exterior, 0)  # q - p; 0 where p is not visited
+        ptr = positions + step
+        # q visited before p: both interior and q later in raster order
+        pending = (step > 0).logical_and_(exterior.index_select(0, ptr).logical_not_())
         # pending p: ptr[p] is a visited position whose final value p copies; done p: ptr[p] indexes `old`.
-        # Jumps run on the pending positions only (about a third at first, a tenth after one jump), as flat
-        # indices into the whole batch: ptr[p], pending[p] <- ptr[ptr[p]], pending[ptr[p]], all read first.
-        ptr = (q + offsets).reshape(-1)
-        pending = pending.reshape(-1)
+        # Jumps run on the pending positions only (about a third at first, a tenth after one jump):
+        # ptr[p], pending[p] <- ptr[ptr[p]], pending[ptr[p]], all read first.
         active = pending.nonzero().squeeze(1)
         while active.numel():
             target = ptr.index_select(0, active)
@@ -325,8 +334,8 @@ def glass_shuffle_sources(seeds: torch.Tensor, h: int, w: int, delta: int, itera
             still = pending.index_select(0, target)
             pending.index_copy_(0, active, still)
             active = active.masked_select(still)
-        source = source.gather(1, ptr.view(b, n) - offsets)
-    return source
+        source = source.index_select(0, ptr)
+    return (source.view(b, n) - offsets).long()
 
 
 @register_torch_corruption(

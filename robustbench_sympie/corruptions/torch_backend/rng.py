@@ -82,6 +82,7 @@ def normal(seeds, shape: tuple[int, ...], stream: int = 0, device: torch.device 
 
 
 def randint(seeds, low: int, high: int, shape: tuple[int, ...], stream: int = 0,
-            device: torch.device | str = "cpu") -> torch.Tensor:
-    """``B x *shape`` int64 integers in [low, high), block ``b`` a function of ``seeds[b]`` and ``stream``."""
-    return _draw(seeds, shape, stream, device, torch.int64, lambda block, g: block.random_(low, high, generator=g))
+            device: torch.device | str = "cpu", dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """``B x *shape`` integers in [low, high), block ``b`` a function of ``seeds[b]`` and ``stream``
+    (int64 and int32 blocks hold the same numbers: torch draws one 32-bit word per value for ranges < 2^32)."""
+    return _draw(seeds, shape, stream, device, dtype, lambda block, g: block.random_(low, high, generator=g))
