@@ -86,3 +86,49 @@ def test_mixed_and_rendered_sets_refuse_the_torch_backend(few_images: Path):
 def test_results_csv_records_the_backend(few_images: Path, tmp_path: Path):
     run_suite(_config(few_images, tmp_path / "x", corruptions="clean"))
     assert set(pd.read_csv(tmp_path / "x" / "results.csv")["corruption_backend"]) == {"torch"}
+
+
+@pytest.fixture
+def two_torch_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+@pytest.mark.parametrize("name", ["gaussian_noise", "glass_blur", "contrast", "elastic_transform", "brightness"])
+def test_cpu_chunks_on_threads_give_the_single_thread_pixels(name):
+    """CPU batches run in chunks, one per torch thread: the pixels equal a one-thread run and the image alone,
+    under inference mode too, and torch's thread count is restored afterwards."""
+    from robustbench_sympie.corruptions.torch_backend import get_torch_corruption
+    from robustbench_sympie.corruptions.torch_backend.base import chunk_size
+
+    corruption = get_torch_corruption(name)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (7, 3, 160, 160), dtype=torch.uint8, generator=gen)
+    assert chunk_size(images) < images.shape[0]  # several chunks
+    seeds = torch.arange(7) * 1000 + 3
+    with torch.inference_mode():
+        threaded = corruption(images, 3, seeds)
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
+    sequential = corruption(images, 3, seeds)
+    torch.set_num_threads(2)
+    assert torch.equal(threaded, sequential)
+    assert torch.equal(threaded[5], corruption(images[5:6], 3, seeds[5:6])[0])
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_a_failing_chunk_raises_and_restores_the_thread_count():
+    from robustbench_sympie.corruptions.torch_backend.base import TorchCorruption, corrupt_batch
+
+    def fails_on_the_last_image(images, severity, seeds):
+        if int(seeds[-1]) == 6:
+            raise RuntimeError("chunk failed")
+        return images
+
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        corrupt_batch(TorchCorruption("fails", fails_on_the_last_image), torch.zeros(7, 3, 160, 160, dtype=torch.uint8),
+                      1, torch.arange(7))
+    assert torch.get_num_threads() == 2

@@ -3,8 +3,9 @@
 Every sample of a batch carries a 63-bit seed (from ``sample_seed(image id, corruption, severity, run
 seed)``). For each random draw a corruption needs, ``uniform``/``normal``/``randint`` seed one torch
 generator per sample from (seed, stream) and fill that sample's block of the output in place: the only
-Python loop is one generator call per sample (on the CPU spread over torch's threads: 1.6x faster on 2
-cores than drawing the blocks one after another and stacking them), all pixel arithmetic stays batched. So
+Python loop is one generator call per sample (on the CPU spread over torch's threads when there are several:
+1.6x faster on 2 cores than drawing the blocks one after another and stacking them; inside ``corrupt_batch``'s
+single-threaded CPU chunks, in turn), all pixel arithmetic stays batched. So
 a sample's pixels never depend on the batch it is in, its position, the number of workers or shards.
 Numbers are identical on one device type; CPU (Mersenne Twister) and CUDA (Philox) streams differ, as
 allowed by the contract.
