@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import record
+from conftest import RATIOS, record
 
 from robustbench_sympie.corruptions import get_corruption, sample_seed
 from robustbench_sympie.corruptions.colour_warps import COLOUR_WARPS
@@ -41,6 +41,8 @@ CASES = [(name, backend) for name in NAMES for backend in BACKENDS]  # reference
 
 #: steady-state seconds per batch of the reference, by corruption (filled as the reference cases run)
 _REFERENCE_SECONDS: dict[str, float] = {}
+#: steady-state seconds per batch, by (corruption, backend), for the totals over the 15 benchmark corruptions
+_STEADY_SECONDS: dict[tuple[str, str], float] = {}
 
 
 def _torch_corruptions() -> dict:
@@ -50,6 +52,30 @@ def _torch_corruptions() -> dict:
     from robustbench_sympie.corruptions.torch_backend import base
 
     return base.TORCH_CORRUPTIONS
+
+
+@pytest.fixture(scope="module", autouse=True)
+def benchmark_totals():
+    """After the cases: per backend, the total steady time per image over the 15 benchmark corruptions, and the
+    torch backend's speed-up over the reference on as many worker processes as torch had threads (a reference
+    worker renders one image at a time on one core, so n workers are taken as n times one core's rate)."""
+    yield
+    reference = [_STEADY_SECONDS.get((name, "reference")) for name in BENCHMARK_CORRUPTIONS]
+    if None in reference:
+        return  # a -k selection: no total
+    reference_ms = sum(reference) / BATCH * 1000
+    RATIOS.append({"benchmark": "15 benchmark corruptions, reference, total per image",
+                   "value": f"{reference_ms:.4g} ms on 1 core",
+                   "ratio": f"images/s on 1 core = {1000 / reference_ms:.3g}"})
+    for backend, threads in (("torch-cpu-1", 1), ("torch-cpu", torch.get_num_threads())):
+        steady = [_STEADY_SECONDS.get((name, backend)) for name in BENCHMARK_CORRUPTIONS]
+        if None in steady:
+            continue
+        torch_ms = sum(steady) / BATCH * 1000
+        speed_up = reference_ms / threads / torch_ms
+        RATIOS.append({"benchmark": f"15 benchmark corruptions, torch cpu ({threads} thread(s)), total per image",
+                       "value": f"{torch_ms:.4g} ms",
+                       "ratio": f"speed-up vs reference on {threads} worker(s) = {speed_up:.3g}"})
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +154,7 @@ def test_corruption_throughput(benchmark, images, name: str, backend: str) -> No
         ratio_name = (f"first call {first:.3g} s, steady {steady:.3g} s per {BATCH}; "
                       "speed-up vs reference (1 core)")
         ratio = reference / steady
+    _STEADY_SECONDS[name, backend] = steady
     benchmark.extra_info.update({"first_call_seconds": first, "steady_seconds_per_batch": steady, "batch": BATCH,
                                  "rounds": ROUNDS, "warmup_rounds": WARMUP_ROUNDS, "backend": backend})
     record(benchmark, what, BATCH / steady, unit, ratio_name, ratio)
