@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -106,11 +107,12 @@ def fft_filter2d(x: torch.Tensor, kernels: torch.Tensor, mode: str, fast_size: b
         hp, wp = fft_size(hp), fft_size(wp)
     if kernels.shape[0] == 1:  # shared kernel: its spectrum is computed once per size (CPU chunks reuse it)
         key = (kernels.cpu().numpy().tobytes(), kh, kw, hp, wp, x.dtype, str(x.device))
-        kernel_spec = _SHARED_SPECTRA.get(key)
-        if kernel_spec is None:
-            if len(_SHARED_SPECTRA) >= _SHARED_SPECTRA_MAX:
-                _SHARED_SPECTRA.pop(next(iter(_SHARED_SPECTRA)))
-            kernel_spec = _SHARED_SPECTRA[key] = _kernel_spectrum(kernels, hp, wp, x)
+        with _SHARED_SPECTRA_LOCK:  # corrupt_batch's CPU chunks call this from several threads
+            kernel_spec = _SHARED_SPECTRA.get(key)
+            if kernel_spec is None:
+                if len(_SHARED_SPECTRA) >= _SHARED_SPECTRA_MAX:
+                    _SHARED_SPECTRA.pop(next(iter(_SHARED_SPECTRA)))
+                kernel_spec = _SHARED_SPECTRA[key] = _kernel_spectrum(kernels, hp, wp, x)
     else:
         kernel_spec = _kernel_spectrum(kernels, hp, wp, x)
     out = torch.fft.irfft2(torch.fft.rfft2(xp, s=(hp, wp)) * kernel_spec[:, None], s=(hp, wp))
@@ -120,6 +122,7 @@ def fft_filter2d(x: torch.Tensor, kernels: torch.Tensor, mode: str, fast_size: b
 #: spectra of shared ``fft_filter2d`` kernels, by (kernel bytes, kernel size, FFT size, dtype, device)
 _SHARED_SPECTRA: dict[tuple, torch.Tensor] = {}
 _SHARED_SPECTRA_MAX = 32
+_SHARED_SPECTRA_LOCK = threading.Lock()
 
 
 def _kernel_spectrum(kernels: torch.Tensor, hp: int, wp: int, like: torch.Tensor) -> torch.Tensor:
