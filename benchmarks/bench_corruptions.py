@@ -39,9 +39,8 @@ NAMES = list(BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS + COLOUR_WARPS)
 BACKENDS = ("reference", "torch-cpu-1", "torch-cpu", "torch-cuda")
 CASES = [(name, backend) for name in NAMES for backend in BACKENDS]  # reference first, for the speed-up
 
-#: steady-state seconds per batch of the reference, by corruption (filled as the reference cases run)
-_REFERENCE_SECONDS: dict[str, float] = {}
-#: steady-state seconds per batch, by (corruption, backend), for the totals over the 15 benchmark corruptions
+#: steady-state seconds per batch, by (corruption, backend), filled as the cases run (reference first): the
+#: torch rows' speed-ups and the totals over the 15 benchmark corruptions
 _STEADY_SECONDS: dict[tuple[str, str], float] = {}
 
 
@@ -117,7 +116,6 @@ def test_corruption_throughput(benchmark, images, name: str, backend: str) -> No
         finally:
             cv2.setNumThreads(threads)
         steady = benchmark.stats.stats.median
-        _REFERENCE_SECONDS[name] = steady
         what, unit = f"{name} (severity {SEVERITY}), reference, per image", "images/s on 1 core"
         ratio_name, ratio = f"first call {first:.3g} s, steady {steady:.3g} s per {BATCH}; start-up extra s", \
             max(first - steady, 0.0)
@@ -150,7 +148,7 @@ def test_corruption_throughput(benchmark, images, name: str, backend: str) -> No
             torch.set_num_threads(default_threads)
         steady = benchmark.stats.stats.median
         what, unit = f"{name} (severity {SEVERITY}), torch {device.type}, batch {BATCH}", f"images/s ({threads})"
-        reference = _REFERENCE_SECONDS.get(name, math.nan)
+        reference = _STEADY_SECONDS.get((name, "reference"), math.nan)
         ratio_name = (f"first call {first:.3g} s, steady {steady:.3g} s per {BATCH}; "
                       "speed-up vs reference (1 core)")
         ratio = reference / steady
