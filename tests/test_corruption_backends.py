@@ -97,7 +97,8 @@ def two_torch_threads():
 
 
 @pytest.mark.usefixtures("two_torch_threads")
-@pytest.mark.parametrize("name", ["gaussian_noise", "glass_blur", "contrast", "elastic_transform", "brightness"])
+@pytest.mark.parametrize("name", ["gaussian_noise", "glass_blur", "contrast", "elastic_transform", "brightness",
+                                  "jpeg_compression", "pixelate"])  # the last two: per-image Pillow calls on threads
 def test_cpu_chunks_on_threads_give_the_single_thread_pixels(name):
     """CPU batches run in chunks, one per torch thread: the pixels equal a one-thread run and the image alone,
     under inference mode too, and torch's thread count is restored afterwards."""
@@ -132,3 +133,19 @@ def test_a_failing_chunk_raises_and_restores_the_thread_count():
         corrupt_batch(TorchCorruption("fails", fails_on_the_last_image), torch.zeros(7, 3, 160, 160, dtype=torch.uint8),
                       1, torch.arange(7))
     assert torch.get_num_threads() == 2
+
+
+def test_a_per_image_cpu_function_that_changes_the_shape_is_an_error():
+    import numpy as np
+
+    from robustbench_sympie.corruptions.torch_backend.base import TorchCorruption, corrupt_batch
+
+    def crops(images, severity, seeds):
+        return images
+
+    def crop_one(image, severity):
+        return np.ascontiguousarray(image[1:])
+
+    with pytest.raises(RuntimeError, match="changed an image's shape"):
+        corrupt_batch(TorchCorruption("crops", crops, cpu_image_fn=crop_one),
+                      torch.zeros(2, 3, 40, 40, dtype=torch.uint8), 1, torch.arange(2))

@@ -213,3 +213,19 @@ def test_randint_int32_blocks_hold_the_int64_numbers():
         narrow = rng.randint(seeds, low, high, (2, 5000), stream=2, dtype=torch.int32)
         assert narrow.dtype == torch.int32
         assert torch.equal(wide, narrow.long())
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in tb.TORCH_CORRUPTIONS.items() if c.cpu_image_fn is not None))
+@pytest.mark.parametrize("severity", [1, 5])
+def test_batched_path_of_per_image_cpu_corruptions_matches_it(name, severity, crops):
+    """Corruptions that call a C library per image on the CPU keep a batched tensor path for other devices: on
+    CPU tensors the two give (near-)identical pixels, so a GPU run measures the same corruption."""
+    corruption = tb.get_torch_corruption(name)
+    assert corruption.cpu_image_fn is not None
+    batch = _batch(crops)
+    per_image = corruption(batch, severity, torch.zeros(len(crops), dtype=torch.int64))
+    batched = corruption.fn(batch.float(), severity, torch.zeros(len(crops), dtype=torch.int64))
+    batched = batched.clamp(0, 255).to(torch.uint8)
+    mad = (per_image.double() - batched.double()).abs().mean().item()
+    assert mad <= DETERMINISTIC[name], f"{name} s{severity}: batched vs per-image mean abs diff {mad:.4f}"
+    assert not torch.equal(per_image, batch)  # the corruption did something

@@ -14,6 +14,11 @@ operation, and a chunk's pixels never depend on the thread count. Measured on 2 
 images: whole-batch passes were memory-bound, chunks of 4 images on both threads made the elementwise-heavy
 corruptions 2-3x faster (brightness 5.2 -> 2.0 ms per image, shot_noise 5.5 -> 2.3, elastic_transform 5.9 -> 2.3),
 and single-threaded chunks of 2 images, one per thread, about 1.2x faster again over the 15 benchmark corruptions.
+
+A corruption whose reference is one call of a C library per image (Pillow's JPEG round trip and BOX/NEAREST
+resizes) may also register ``cpu_image_fn``: on the CPU, :func:`corrupt_batch` then calls the library on each
+uint8 image directly, on torch's threads (the libraries release the GIL), skipping the float conversions; on
+other devices the batched ``fn`` runs.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 TorchCorruptionFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+#: ``fn(image, severity) -> image`` on one ``H x W x 3`` uint8 array (deterministic corruptions only)
+CpuImageFn = Callable[[np.ndarray, int], np.ndarray]
 
 #: name -> batched torch implementation (filled by the modules of this package on import)
 TORCH_CORRUPTIONS: dict[str, TorchCorruption] = {}
@@ -39,26 +47,28 @@ CPU_CHUNK_PIXELS = 2 * 224 * 224
 
 @dataclass(frozen=True)
 class TorchCorruption:
-    """A registered torch corruption, a note on how it departs from the reference (if it does), and whether
-    it runs on CPU batches in cache-sized chunks (``chunked``; off for code that parallelises the batch itself)."""
+    """A registered torch corruption, a note on how it departs from the reference (if it does), whether it
+    runs on CPU batches in cache-sized chunks (``chunked``; off for code that parallelises the batch itself)
+    and its per-image uint8 function for CPU batches, if it has one (``cpu_image_fn``, see the module doc)."""
 
     name: str
     fn: TorchCorruptionFn
     note: str = ""
     chunked: bool = True
+    cpu_image_fn: CpuImageFn | None = None
 
     def __call__(self, images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
         return corrupt_batch(self, images, severity, seeds)
 
 
-def register_torch_corruption(name: str, note: str = "", *,
-                              chunked: bool = True) -> Callable[[TorchCorruptionFn], TorchCorruptionFn]:
+def register_torch_corruption(name: str, note: str = "", *, chunked: bool = True,
+                              cpu_image_fn: CpuImageFn | None = None) -> Callable[[TorchCorruptionFn], TorchCorruptionFn]:
     """Decorator adding ``fn(images_0_255, severity, seeds)`` as the torch version of corruption ``name``."""
 
     def decorator(fn: TorchCorruptionFn) -> TorchCorruptionFn:
         if name in TORCH_CORRUPTIONS:
             raise ValueError(f"torch corruption {name!r} is registered twice")
-        TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note, chunked)
+        TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note, chunked, cpu_image_fn)
         return fn
 
     return decorator
@@ -89,6 +99,8 @@ def corrupt_batch(corruption: TorchCorruption, images: torch.Tensor, severity: i
     seeds = torch.as_tensor(seeds, dtype=torch.int64)
     if seeds.shape != (images.shape[0],):
         raise ValueError(f"one seed per image expected: {images.shape[0]} images, seeds of shape {tuple(seeds.shape)}")
+    if corruption.cpu_image_fn is not None and images.device.type == "cpu":
+        return _corrupt_images_on_cpu(corruption.cpu_image_fn, images, severity)
     chunk = chunk_size(images) if corruption.chunked and images.device.type == "cpu" else images.shape[0]
     if chunk >= images.shape[0]:
         return _corrupt_chunk(corruption, images, severity, seeds)
@@ -109,6 +121,26 @@ def corrupt_batch(corruption: TorchCorruption, images: torch.Tensor, severity: i
     with _single_threaded_torch():
         list(thread_pool(threads, "chunks").map(run, starts))
     return out
+
+
+def _corrupt_images_on_cpu(fn: CpuImageFn, images: torch.Tensor, severity: int) -> torch.Tensor:
+    """``fn`` on each uint8 image of a CPU batch, the images spread over torch's threads."""
+    pixels = images.permute(0, 2, 3, 1).contiguous().numpy()  # B x H x W x 3
+    out = np.empty_like(pixels)
+
+    def run(index: int) -> None:
+        result = fn(pixels[index], severity)
+        if result.shape != pixels.shape[1:]:
+            raise RuntimeError(f"cpu_image_fn changed an image's shape {pixels.shape[1:]} -> {result.shape}")
+        out[index] = result
+
+    threads = min(torch.get_num_threads(), len(pixels))
+    if threads > 1:
+        list(thread_pool(threads, "images").map(run, range(len(pixels))))
+    else:
+        for index in range(len(pixels)):
+            run(index)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
 _THREADS_LOCK = threading.Lock()

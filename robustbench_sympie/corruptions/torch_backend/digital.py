@@ -10,8 +10,10 @@ enlargement (bit-exact), libjpeg through torchvision for JPEG, the reference ela
 from __future__ import annotations
 
 import functools
+import io
 import math
 
+import numpy as np
 import torch
 
 from . import rng
@@ -93,12 +95,24 @@ def saturate(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.
 _JPEG = (25, 18, 15, 10, 7)
 
 
+def pillow_jpeg(image: np.ndarray, severity: int) -> np.ndarray:
+    """The reference's round trip on one uint8 image: Pillow's JPEG save at the severity's quality, then open."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=_JPEG[severity - 1])
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"))
+
+
 @register_torch_corruption(
     "jpeg_compression",
-    note="libjpeg through torchvision.io encode_jpeg/decode_jpeg (on CPU) instead of Pillow's save/open "
-         "at the same quality; both use 4:2:0 chroma subsampling and libjpeg(-turbo) tables, so outputs "
-         "are (near-)identical but not guaranteed bit-exact across library builds.",
-    chunked=False)  # runs the batch's round trips on torch's threads itself
+    note="on the CPU, the reference's Pillow save/open per image (on torch's threads): the same pixels; on other "
+         "devices libjpeg through torchvision.io encode_jpeg/decode_jpeg (on the CPU) at the same quality; "
+         "both use 4:2:0 chroma subsampling and libjpeg(-turbo) tables, so outputs are (near-)identical but "
+         "not guaranteed bit-exact across library builds.",
+    chunked=False,  # runs the batch's round trips on torch's threads itself
+    cpu_image_fn=pillow_jpeg)
 def jpeg_compression(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     quality = _JPEG[severity - 1]
     batch = list(images.round().clamp_(0, 255).to(torch.uint8).cpu().unbind(0))
@@ -173,7 +187,20 @@ def _pil_nearest_index(in_size: int, out_size: int) -> list[int]:
     return out
 
 
-@register_torch_corruption("pixelate")
+def pillow_pixelate(image: np.ndarray, severity: int) -> np.ndarray:
+    """The reference on one uint8 image: Pillow's BOX reduction by the severity's factor, NEAREST enlargement."""
+    from PIL import Image
+
+    c = _PIXELATE[severity - 1]
+    h, w = image.shape[:2]
+    small = Image.fromarray(image).resize((int(w * c), int(h * c)), Image.BOX)
+    return np.asarray(small.resize((w, h), Image.NEAREST))
+
+
+@register_torch_corruption(
+    "pixelate", note="on the CPU, the reference's Pillow resizes per image (on torch's threads); elsewhere Pillow's "
+                     "fixed-point BOX and NEAREST arithmetic on tensors: the same pixels either way",
+    cpu_image_fn=pillow_pixelate)
 def pixelate(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     c = _PIXELATE[severity - 1]
     h, w = images.shape[-2:]
