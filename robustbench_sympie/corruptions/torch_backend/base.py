@@ -61,8 +61,9 @@ class TorchCorruption:
         return corrupt_batch(self, images, severity, seeds)
 
 
-def register_torch_corruption(name: str, note: str = "", *, chunked: bool = True,
-                              cpu_image_fn: CpuImageFn | None = None) -> Callable[[TorchCorruptionFn], TorchCorruptionFn]:
+def register_torch_corruption(
+    name: str, note: str = "", *, chunked: bool = True, cpu_image_fn: CpuImageFn | None = None,
+) -> Callable[[TorchCorruptionFn], TorchCorruptionFn]:
     """Decorator adding ``fn(images_0_255, severity, seeds)`` as the torch version of corruption ``name``."""
 
     def decorator(fn: TorchCorruptionFn) -> TorchCorruptionFn:
