@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -110,6 +111,20 @@ def forward_rate(enhancer_name: str, model_name: str, args: argparse.Namespace, 
     return args.batch_size / statistics.median(times)
 
 
+@dataclass(frozen=True)
+class Repeat:
+    """One measurement of a row: the forward-only rate and the suite's times t(1, N), t(K, N), t(K, N/2)."""
+
+    forward: float
+    t1: float
+    tk: float
+    tk_half: float
+
+    def efficiency(self, cells: int, images: int) -> float:
+        per_image, _, _ = decompose(self.t1, self.tk, self.tk_half, cells, images)
+        return 1 / per_image / self.forward
+
+
 def decompose(t1: float, tk: float, tk_half: float, cells: int, images: int) -> tuple[float, float, float]:
     """(seconds per image, seconds per cell, start-up seconds) from t(1, N), t(K, N) and t(K, N/2)."""
     per_image = (tk - tk_half) / (cells * (images - images // 2))
@@ -166,37 +181,43 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fast", action="store_true", help="also measure each case with bf16 autocast + channels-last")
     p.add_argument("--cases", default="", help="comma-separated ENHANCER+MODEL cases (default: all)")
     p.add_argument("--data-root", default=str(demo_data_root()), help="folder of clean JPEG images")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="measure each row this many times, the forward pass and the suite runs interleaved; the "
+                        "table gives the medians and the range of the per-repeat efficiencies (use 3+ on a "
+                        "shared CPU, whose speed drifts between runs)")
     p.add_argument("--out", default=None, help="markdown file for the table")
     args = p.parse_args(argv)
     faulthandler.dump_traceback_later(90, repeat=True)  # a run that hangs shows where, every 90 s
     decoded = decode_rate(args) if "device" in args.decodes.split(",") else float("nan")
     print(f"decode on the device: {decoded:.0f} images/s", flush=True)
     rows = []
-    ceilings: dict[tuple, float] = {}
     for enhancer, model, backend, decode, precision, channels_last in variants(args):
-        key = (enhancer, model, precision, channels_last)
         settings = precision + (" + channels-last" if channels_last else "")
         label = f"{enhancer} + {model}, {backend}, decode {decode}, {settings}"
         started = time.perf_counter()
+        run = functools.partial(suite_seconds, enhancer, model, backend, args=args, decode=decode,
+                                precision=precision, channels_last=channels_last)
+        repeats: list[Repeat] = []
         try:
-            if key not in ceilings:
-                ceilings[key] = forward_rate(enhancer, model, args, precision, channels_last)
-            ceiling = ceilings[key]
-            run = functools.partial(suite_seconds, enhancer, model, backend, args=args, decode=decode,
-                                    precision=precision, channels_last=channels_last)
-            t1, tk, tk_half = run(1), run(args.cells), run(args.cells, images=args.images // 2)
+            for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits both sides alike
+                ceiling = forward_rate(enhancer, model, args, precision, channels_last)
+                repeats.append(Repeat(ceiling, run(1), run(args.cells), run(args.cells, images=args.images // 2)))
         except Exception:  # noqa: BLE001 - one failing variant must not cost the others' measurements
             traceback.print_exc()
             print(f"FAILED: {label}", flush=True)
             continue
+        t1, tk, tk_half = (statistics.median(getattr(r, f) for r in repeats) for f in ("t1", "tk", "tk_half"))
+        ceiling = statistics.median(r.forward for r in repeats)
         per_image, per_cell, startup = decompose(t1, tk, tk_half, args.cells, args.images)
+        spread = [r.efficiency(args.cells, args.images) for r in repeats]
         cell_rate = (args.cells - 1) * args.images / (tk - t1)
         once = FULL_GRID_IMAGES / decoded if decode == "device" and backend == "torch" else 0.0
         projection_min = (startup + GRID_CELLS * per_cell + FULL_GRID_EVALUATIONS * per_image + once) / 60
         rows.append((f"{enhancer} + {model}", backend, decode, settings, 1 / per_image, cell_rate, ceiling,
-                     1 / per_image / ceiling, per_cell, startup, projection_min))
+                     1 / per_image / ceiling, min(spread), max(spread), per_cell, startup, projection_min))
         print(f"{label}: t(1,N)={t1:.2f} s t(K,N)={tk:.2f} s t(K,N/2)={tk_half:.2f} s -> {1 / per_image:.0f} "
-              f"images/s, {per_cell:.3f} s per cell, start-up {startup:.2f} s; forward {ceiling:.0f} images/s "
+              f"images/s, {per_cell:.3f} s per cell, start-up {startup:.2f} s; forward {ceiling:.0f} images/s; "
+              f"efficiency per repeat {', '.join(f'{e:.2f}' for e in spread)} "
               f"({time.perf_counter() - started:.1f} s for this row)", flush=True)
     threads = f"CPU ({torch.get_num_threads()} threads)"
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else threads
@@ -211,12 +232,15 @@ def main(argv: list[str] | None = None) -> int:
              "same enhancer + model (same precision and memory format) on preloaded tensors. Projection = the full "
              f"ImageNet-C grid ({GRID_CELLS} cells, 50,000 x 15 x 5 = 3.75 M evaluations): start-up + "
              f"{GRID_CELLS} x cost per cell + 3.75 M x cost per image, plus (device decoding) the decoding of the "
-             f"50,000 clean images once at the measured decode rate ({decoded:.0f} images/s on this device).",
+             f"50,000 clean images once at the measured decode rate ({decoded:.0f} images/s on this device). "
+             f"Each row measured {args.repeats} time(s), the forward pass and the three suite runs interleaved: "
+             "times and rates are medians over the repeats, and the range is that of the efficiencies computed "
+             "within each repeat.",
              "", "| enhancer + model | backend | decode | settings | steady images/s | images/s at N | forward "
-             "images/s | efficiency | s per cell | start-up s | full grid (min) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {c} | {b} | {d} | {st} | {r:.0f} | {rn:.0f} | {f:.0f} | {e:.2f} | {o:.3f} | {s:.1f} | {m:.1f} |"
-              for c, b, d, st, r, rn, f, e, o, s, m in rows]
+             "images/s | efficiency | range over repeats | s per cell | start-up s | full grid (min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c} | {b} | {d} | {st} | {r:.0f} | {rn:.0f} | {f:.0f} | {e:.2f} | {lo:.2f}-{hi:.2f} | {o:.3f} "
+              f"| {s:.1f} | {m:.1f} |" for c, b, d, st, r, rn, f, e, lo, hi, o, s, m in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

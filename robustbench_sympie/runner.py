@@ -348,6 +348,9 @@ def evaluate_cell(
 ) -> tuple[dict[int, CellCounter], float, list[str]]:
     """Evaluate ``pairs`` on the batches of one cell; returns counters, data seconds and load errors.
 
+    Data seconds are the main process's time waiting for batches and decoding and corrupting them on the device
+    (host time: on CUDA that is the kernels' launch, as they run asynchronously, outside the pairs' event timing).
+
     Batches hold uint8 images; they are moved to the device as uint8 and scaled to [0, 1] there. An enhancer
     shared by several pairs runs once per batch. With ``logit_mask``, classes outside the mask get logit -inf
     before top-k (datasets labelled with a subset).
@@ -359,13 +362,13 @@ def evaluate_cell(
     tick = time.perf_counter()
     batch: Batch
     for batch in loader:
-        data_seconds += time.perf_counter() - tick
-        with torch.inference_mode():
+        with torch.inference_mode():  # waiting for the batch, decoding and corrupting it count as data time
             images, targets, image_ids, batch_errors = compute.decode(batch, device)
+            if targets.numel():
+                images = compute.prepare(images, image_ids)
+        data_seconds += time.perf_counter() - tick
         errors.extend(batch_errors)
         if targets.numel():
-            with torch.inference_mode():
-                images = compute.prepare(images, image_ids)
             enhanced: dict[int, torch.Tensor] = {}
             for pair in pairs:
                 started = timer.start()

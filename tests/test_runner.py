@@ -129,3 +129,27 @@ def test_numeric_looking_config_hashes_survive_the_csv_round_trip(few_images: Pa
     Countdown.calls = 0
     again = run_suite(_config(few_images, tmp_path / "out", enhancers=["identity"], corruptions="clean"))
     assert again.config_hash.tolist() == ["012345678901"]
+
+
+def test_corrupting_on_the_device_counts_as_data_time():
+    """Batches corrupted in the main process (torch backend): that time is data time, not the pair's compute
+    time, and ``seconds`` (compute + data) covers both."""
+    import time
+
+    from robustbench_sympie.datasets import Batch
+    from robustbench_sympie.models import create_model
+    from robustbench_sympie.runner import ComputeSettings, Pair, evaluate_cell
+
+    def slow_corruption(images: torch.Tensor, image_ids) -> torch.Tensor:
+        time.sleep(0.05)
+        return images
+
+    model = create_model("tiny_test_model")
+    enhancer = Countdown()
+    pair = Pair("test_countdown", "tiny_test_model", enhancer, model, "none")
+    batches = [Batch(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.zeros(2, dtype=torch.long), ["a", "b"], [])
+               for _ in range(3)]
+    counters, data_seconds, errors = evaluate_cell(batches, [pair], torch.device("cpu"),
+                                                   compute=ComputeSettings(slow_corruption))
+    assert data_seconds >= 3 * 0.05
+    assert counters[id(pair)].seconds < 3 * 0.05 and counters[id(pair)].n == 6 and errors == []
