@@ -38,22 +38,19 @@ def contrast(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.
 
 def rgb2hsv(rgb: torch.Tensor) -> torch.Tensor:
     """skimage.color.rgb2hsv on B x 3 x H x W values in [0, 1] (channel axis 1), the same float operations."""
+    r, g, b = rgb.unbind(1)
     v = rgb.amax(1)
     delta = v - rgb.amin(1)
     zero = delta == 0
     s = (delta / v).masked_fill_(zero, 0.0)  # v == 0 only where delta == 0
     safe = delta.masked_fill(zero, 1.0)
     # skimage's hue: (g - b) / delta where red is the max, 2 + (b - r) / delta where green is, 4 + (r - g) /
-    # delta where blue is, later assignments winning ties; the channel wins, then one gather of its numerator
-    top = torch.where(rgb[:, 2] == v, 2, (rgb[:, 1] == v).to(torch.int64))
-    numerators = rgb.roll(-1, 1) - rgb.roll(-2, 1)  # g - b, b - r, r - g
-    h = numerators.gather(1, top[:, None])[:, 0] / safe + (2 * top).to(rgb.dtype)
-    h = torch.remainder(h / 6.0, 1.0).masked_fill_(zero, 0.0)
+    # delta where blue is, later assignments winning ties (selections, not gathers: 2x faster on the CPU)
+    blue, green = b == v, g == v
+    numerator = torch.where(blue, r - g, torch.where(green, b - r, g - b))
+    offset = torch.where(blue, 4.0, torch.where(green, 2.0, 0.0)).to(rgb.dtype)
+    h = torch.remainder((numerator / safe + offset) / 6.0, 1.0).masked_fill_(zero, 0.0)
     return torch.stack([h, s, v], 1)
-
-
-#: skimage's hsv2rgb sector table, as indices into (v, t, p, q): per sector 0..5, the source of r, g and b
-_HSV_SECTORS = torch.tensor([[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]])
 
 
 def hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
@@ -65,9 +62,14 @@ def hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
     p = v * (1 - s)
     q = v * (1 - f * s)
     t = v * (1 - (1 - f) * s)
-    sector = hi.to(torch.int64).remainder_(6)  # (uint8 cast of values in 0..6) % 6
-    sources = _HSV_SECTORS.to(hsv.device)[sector].permute(0, 3, 1, 2)  # B x 3 x H x W indices into v, t, p, q
-    return torch.stack([v, t, p, q], 1).gather(1, sources)
+    sector = hi.to(torch.uint8).remainder_(6)  # (uint8 cast of values in 0..6) % 6
+    # skimage's sector table: r, g, b = (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)
+    s1, s2, s3, s4 = sector == 1, sector == 2, sector == 3, sector == 4
+    s0, s5 = sector == 0, sector == 5
+    red = torch.where(s1, q, torch.where(s2 | s3, p, torch.where(s4, t, v)))
+    green = torch.where(s0, t, torch.where(s1 | s2, v, torch.where(s3, q, p)))
+    blue = torch.where(s0 | s1, p, torch.where(s2, t, torch.where(s3 | s4, v, q)))
+    return torch.stack([red, green, blue], 1)
 
 
 _BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)

@@ -285,8 +285,8 @@ def fog_from(images: torch.Tensor, severity: int, plasma: torch.Tensor) -> torch
     h, w = images.shape[-2:]
     x = images / 255.0
     max_val = x.amax(dim=(1, 2, 3), keepdim=True)
-    x = x + c[0] * plasma[:, None, :h, :w].to(x.dtype)
-    return (x * max_val / (max_val + c[0])).clamp_(0, 1) * 255
+    x += c[0] * plasma[:, None, :h, :w].to(x.dtype)  # in place: the same arithmetic, fewer large allocations
+    return x.mul_(max_val).div_(max_val + c[0]).clamp_(0, 1).mul_(255)
 
 
 @register_torch_corruption(
