@@ -95,14 +95,10 @@ def shot_noise(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torc
 
 @register_torch_corruption(
     "impulse_noise",
-    note="salt & pepper as skimage random_noise('s&p', amount=c, salt_vs_pepper=0.5), per channel value; "
-         "different random numbers.")
+    note="salt & pepper as skimage random_noise('s&p', amount=c, salt_vs_pepper=0.5), per channel value, from "
+         "one uniform u per value: flipped where u < c, salt where u < c / 2 (given u < c, u / c is uniform, so "
+         "salt and pepper are equally likely and independent of the rest); different random numbers.")
 def impulse_noise(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     c = _IMPULSE[severity - 1]
-    shape = tuple(images.shape[1:])
-    flipped = rng.uniform(seeds, shape, stream=1, device=images.device) < c
-    salted = rng.uniform(seeds, shape, stream=2, device=images.device) < 0.5
-    out = images.clone()
-    out[flipped & salted] = 255.0
-    out[flipped & ~salted] = 0.0
-    return out
+    u = rng.uniform(seeds, tuple(images.shape[1:]), stream=1, device=images.device)
+    return images.masked_fill(u < c / 2, 255.0).masked_fill_((u >= c / 2) & (u < c), 0.0)
