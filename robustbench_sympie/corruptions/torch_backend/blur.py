@@ -96,8 +96,9 @@ def fft_filter2d(x: torch.Tensor, kernels: torch.Tensor, mode: str, fast_size: b
     """``cv2.filter2D``-style correlation (anchor at the centre) of B x C x H x W ``x`` with odd-sized
     ``kernels`` (1 x kh x kw shared, or B x kh x kw one per sample), border ``mode``, by FFT of the padded
     image. ``fast_size`` zero-pads it further to a 5-smooth FFT size (:func:`fft_size`): 2-3x faster FFTs
-    whose rounding differs (used for float64 fields, where it changes no float32 value seen; float32 images
-    keep the unpadded size, whose rounding happens to match the reference's more often)."""
+    whose rounding differs (used for float64 fields, where it changes no float32 value seen, and for motion blur,
+    whose random angles make its pixels differ from the reference's anyway; deterministic float32 filters keep the
+    unpadded size, whose rounding happens to match the reference's more often)."""
     b, c, h, w = x.shape
     kh, kw = kernels.shape[-2:]
     rh, rw = (kh - 1) // 2, (kw - 1) // 2
@@ -227,7 +228,7 @@ def motion_blur_batch(x: torch.Tensor, radius: int, sigma: float, angles_deg: to
     kern = torch.zeros((b, 2 * pad + 1, 2 * pad + 1), dtype=torch.float64, device=x.device)
     bidx = torch.arange(b, device=x.device)[:, None].expand(-1, width)
     kern.index_put_((bidx, pad - dy, pad - dx), weights, accumulate=True)
-    return fft_filter2d(x, kern.to(x.dtype), "replicate")
+    return fft_filter2d(x, kern.to(x.dtype), "replicate", fast_size=True)
 
 
 @register_torch_corruption("motion_blur",

@@ -120,8 +120,10 @@ def snow_from(images: torch.Tensor, severity: int, noise: torch.Tensor, angle_de
     layer = motion_blur_layer(layer, radius=c[4], sigma=c[5], angle_deg=angle_deg)
     layer = torch.round(layer * 255).clamp_(0, 255) / 255.0  # np.round(...).astype(uint8) / 255
     layer = layer[..., :h, :w]
-    x = c[6] * x + (1 - c[6]) * torch.maximum(x, _grey(x) * 1.5 + 0.5)
-    return (x + layer + torch.flip(layer, dims=(-2, -1))).clamp_(0, 1) * 255
+    # c6 x + (1 - c6) max(x, 1.5 grey + 0.5), then + layer + flipped layer: in place, the same arithmetic
+    brightened = torch.maximum(x, _grey(x).mul_(1.5).add_(0.5)).mul_(1 - c[6])
+    x = x.mul_(c[6]).add_(brightened).add_(layer).add_(torch.flip(layer, dims=(-2, -1)))
+    return x.clamp_(0, 1).mul_(255)
 
 
 @register_torch_corruption(
