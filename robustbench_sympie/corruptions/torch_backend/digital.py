@@ -36,29 +36,29 @@ def contrast(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.
 # ----------------------------------------------------------------------------- HSV (skimage formulas)
 
 
-def rgb2hsv(rgb: torch.Tensor) -> torch.Tensor:
-    """skimage.color.rgb2hsv on B x 3 x H x W values in [0, 1] (channel axis 1), the same float operations."""
+def rgb2hsv(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """skimage.color.rgb2hsv on B x 3 x H x W values in [0, 1] (channel axis 1), the same float operations;
+    returns the B x H x W planes (h, s, v)."""
     r, g, b = rgb.unbind(1)
     v = rgb.amax(1)
     delta = v - rgb.amin(1)
     zero = delta == 0
     s = (delta / v).masked_fill_(zero, 0.0)  # v == 0 only where delta == 0
-    safe = delta.masked_fill(zero, 1.0)
+    safe = delta.masked_fill_(zero, 1.0)
     # skimage's hue: (g - b) / delta where red is the max, 2 + (b - r) / delta where green is, 4 + (r - g) /
     # delta where blue is, later assignments winning ties (selections, not gathers: 2x faster on the CPU)
     blue, green = b == v, g == v
     numerator = torch.where(blue, r - g, torch.where(green, b - r, g - b))
     offset = torch.where(blue, 4.0, torch.where(green, 2.0, 0.0)).to(rgb.dtype)
-    h = torch.remainder((numerator / safe + offset) / 6.0, 1.0).masked_fill_(zero, 0.0)
-    return torch.stack([h, s, v], 1)
+    h = torch.remainder(numerator.div_(safe).add_(offset).div_(6.0), 1.0).masked_fill_(zero, 0.0)
+    return h, s, v
 
 
-def hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """skimage.color.hsv2rgb on B x 3 x H x W (channel axis 1), the same float operations."""
-    h, s, v = hsv.unbind(1)
+def hsv2rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """skimage.color.hsv2rgb of the B x H x W planes (h, s, v), the same float operations: B x 3 x H x W."""
     h6 = h * 6
     hi = torch.floor(h6)
-    f = h6 - hi
+    f = h6.sub_(hi)
     p = v * (1 - s)
     q = v * (1 - f * s)
     t = v * (1 - (1 - f) * s)
@@ -66,10 +66,11 @@ def hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
     # skimage's sector table: r, g, b = (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)
     s1, s2, s3, s4 = sector == 1, sector == 2, sector == 3, sector == 4
     s0, s5 = sector == 0, sector == 5
-    red = torch.where(s1, q, torch.where(s2 | s3, p, torch.where(s4, t, v)))
-    green = torch.where(s0, t, torch.where(s1 | s2, v, torch.where(s3, q, p)))
-    blue = torch.where(s0 | s1, p, torch.where(s2, t, torch.where(s3 | s4, v, q)))
-    return torch.stack([red, green, blue], 1)
+    rgb = torch.empty((h.shape[0], 3, *h.shape[1:]), dtype=h.dtype, device=h.device)  # written in place: no stack
+    torch.where(s1, q, torch.where(s2 | s3, p, torch.where(s4, t, v)), out=rgb[:, 0])
+    torch.where(s0, t, torch.where(s1 | s2, v, torch.where(s3, q, p)), out=rgb[:, 1])
+    torch.where(s0 | s1, p, torch.where(s2, t, torch.where(s3 | s4, v, q)), out=rgb[:, 2])
+    return rgb
 
 
 _BRIGHTNESS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -79,17 +80,15 @@ _SATURATE = ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2))
 @register_torch_corruption("brightness")
 def brightness(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     c = _BRIGHTNESS[severity - 1]
-    hsv = rgb2hsv(images.double() / 255.0)
-    hsv[:, 2] = (hsv[:, 2] + c).clamp_(0, 1)
-    return hsv2rgb(hsv).clamp_(0, 1) * 255
+    h, s, v = rgb2hsv(images.double().div_(255.0))
+    return hsv2rgb(h, s, v.add_(c).clamp_(0, 1)).clamp_(0, 1).mul_(255)
 
 
 @register_torch_corruption("saturate")
 def saturate(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     scale, shift = _SATURATE[severity - 1]
-    hsv = rgb2hsv(images.double() / 255.0)
-    hsv[:, 1] = (hsv[:, 1] * scale + shift).clamp_(0, 1)
-    return hsv2rgb(hsv).clamp_(0, 1) * 255
+    h, s, v = rgb2hsv(images.double().div_(255.0))
+    return hsv2rgb(h, s.mul_(scale).add_(shift).clamp_(0, 1), v).clamp_(0, 1).mul_(255)
 
 
 # ----------------------------------------------------------------------------- JPEG
