@@ -85,7 +85,9 @@ def _conv1d_axis(x: torch.Tensor, kernel: torch.Tensor, dim: int, mode: str) -> 
 def gaussian_filter(x: torch.Tensor, sigma, mode: str = "replicate", truncate: float = 4.0) -> torch.Tensor:
     """scipy ``gaussian_filter`` over the last two axes (``sigma`` a float or (sigma_h, sigma_w))."""
     sh, sw = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
-    if max(sh, sw) * truncate > 4.5:  # kernels over 9 taps: FFT of the padded image
+    # kernels over 9 taps (over 15 in float64, where shifted sums were measured 3x faster than the FFT for 15 taps
+    # and kept every float32 value of elastic_transform's fields): FFT of the padded image
+    if max(sh, sw) * truncate > (7.5 if x.dtype == torch.float64 else 4.5):
         kh, kw = _gaussian_kernel1d(float(sh), truncate), _gaussian_kernel1d(float(sw), truncate)
         return fft_filter2d(x, torch.outer(kh, kw)[None], mode, fast_size=x.dtype == torch.float64)
     x = _conv1d_axis(x, _gaussian_kernel1d(float(sh), truncate), -2, mode)
