@@ -153,3 +153,57 @@ def test_corrupting_on_the_device_counts_as_data_time():
                                                    compute=ComputeSettings(slow_corruption))
     assert data_seconds >= 3 * 0.05
     assert counters[id(pair)].seconds < 3 * 0.05 and counters[id(pair)].n == 6 and errors == []
+
+
+def test_torch_backend_on_cpu_corrupts_in_the_workers_with_the_main_process_pixels(few_images: Path, tmp_path: Path,
+                                                                                   monkeypatch):
+    """On the CPU with workers that have cores of their own, the torch backend's corruption runs where the
+    batches are collated (in the workers), not in the main process; the results are those of a run without
+    workers, image by image. Without spare cores it stays in the main process."""
+    import robustbench_sympie.runner as runner
+    from robustbench_sympie.corruptions.backends import DeviceCorruption
+
+    calls = {"main": 0}
+    original = DeviceCorruption.__call__
+
+    def counted(self, images, image_ids):
+        calls["main"] += 1  # a worker process counts in its own copy of this dict
+        return original(self, images, image_ids)
+
+    monkeypatch.setattr(DeviceCorruption, "__call__", counted)
+    settings = dict(enhancers=["identity"], corruption_backend="torch", corruptions="clean,gaussian_noise,glass_blur",
+                    records=True)
+    serial = run_suite(_config(few_images, tmp_path / "serial", **settings))
+    assert calls["main"] == 2 * 2 * 2  # 2 corruptions x 2 severities x 2 batches of 4 + 2
+    calls["main"] = 0
+    monkeypatch.setattr(runner, "available_cores", lambda: torch.get_num_threads())  # no core to spare
+    run_suite(_config(few_images, tmp_path / "busy", workers=2, **settings))
+    assert calls["main"] == 8
+    calls["main"] = 0
+    monkeypatch.setattr(runner, "available_cores", lambda: torch.get_num_threads() + 2)
+    parallel = run_suite(_config(few_images, tmp_path / "parallel", workers=2, **settings))
+    assert calls["main"] == 0
+    pd.testing.assert_frame_equal(serial[STABLE].reset_index(drop=True), parallel[STABLE].reset_index(drop=True))
+    records = [pd.concat([pd.read_parquet(f) for f in sorted((tmp_path / run / "records").glob("*.parquet"))])
+               .sort_values(["corruption", "severity", "image_id"]).reset_index(drop=True)
+               for run in ("serial", "parallel")]
+    pd.testing.assert_frame_equal(records[0].drop(columns="config_hash"), records[1].drop(columns="config_hash"))
+
+
+def test_collate_applies_a_cell_corruption_once_per_batch():
+    from robustbench_sympie.datasets import Sample, collate_samples
+
+    seen = []
+
+    def invert(images, image_ids):
+        seen.append(list(image_ids))
+        return 255 - images
+
+    samples = [Sample(torch.full((3, 4, 4), i, dtype=torch.uint8), i, f"img{i}", "", corruption=invert)
+               for i in range(3)]
+    batch = collate_samples(samples + [Sample(torch.empty(0, dtype=torch.uint8), 9, "bad", "bad: unreadable",
+                                              corruption=invert)])
+    assert seen == [["img0", "img1", "img2"]] and batch.errors == ["bad: unreadable"]
+    assert torch.equal(batch.images[:, 0, 0, 0], torch.tensor([255, 254, 253], dtype=torch.uint8))
+    with pytest.raises(RuntimeError, match="different corruptions"):
+        collate_samples([samples[0], samples[1]._replace(corruption=lambda images, ids: images)])

@@ -46,6 +46,9 @@ class Sample(NamedTuple):
     image_id: str  # stable id of the source image (path relative to the data root)
     error: str  # '' when the image loaded, else "<path>: <reason>"
     source: str = ""  # the file of an image shipped as bytes (named in the error if the device cannot decode it)
+    #: the cell's batch corruption, applied by :func:`collate_samples` in the loader's worker (see
+    #: :class:`CorruptInWorkers`); None when the pixels are final or corrupted later on the device
+    corruption: Callable[[torch.Tensor, Sequence[str]], torch.Tensor] | None = None
 
 
 class Batch(NamedTuple):
@@ -166,17 +169,44 @@ class ImageCellDataset(Dataset):
 
 
 def collate_samples(samples: Sequence[Sample]) -> Batch:
-    """Stack the loaded samples (uint8) and collect the failures; set-valued targets are padded with -1.
+    """Stack the loaded samples (uint8) and collect the failures; set-valued targets are padded with -1. Samples
+    that carry their cell's corruption (:class:`CorruptInWorkers`) are corrupted here, as one batch.
 
     When some samples are file bytes (``--decode device``) the images stay a list, with their files.
     """
     good = [s for s in samples if not s.error]
     errors = [s.error for s in samples if s.error]
     targets, image_ids = collate_targets([s.target for s in good]), [s.image_id for s in good]
+    corruptions = {id(s.corruption): s.corruption for s in good}
+    corruption = next(iter(corruptions.values()), None)
+    if len(corruptions) > 1 or (corruption is not None and any(s.image.dim() == 1 for s in good)):
+        raise RuntimeError("a batch mixes samples of cells with different corruptions, or file bytes with a "
+                           "corruption to apply (internal error)")
     if any(s.image.dim() == 1 for s in good):  # file bytes for the device to decode: they cannot be stacked
         return Batch([s.image for s in good], targets, image_ids, errors, [s.source for s in good])
     images = torch.stack([s.image for s in good]) if good else torch.empty(0, 3, 1, 1, dtype=torch.uint8)
+    if corruption is not None:
+        images = corruption(images, image_ids)
     return Batch(images, targets, image_ids, errors)
+
+
+class CorruptInWorkers(Dataset):
+    """A cell's dataset whose batches get the cell's torch corruption in the loader's worker processes.
+
+    On the CPU the runner corrupts a cell's uint8 batches where they are collated (:func:`collate_samples`, in
+    each DataLoader worker, single-threaded) rather than in the main process between forward passes: the workers
+    corrupt side by side, as processes, while the main process runs the model. The pixels are the same either
+    way (every sample is seeded by its own identity and the CPU chunks are single-threaded wherever they run).
+    """
+
+    def __init__(self, part: Dataset, corruption: Callable[[torch.Tensor, Sequence[str]], torch.Tensor]) -> None:
+        self.part, self.corruption = part, corruption
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    def __getitem__(self, position: int) -> Sample:
+        return self.part[position]._replace(corruption=self.corruption)
 
 
 def collate_targets(targets: Sequence[Target]) -> torch.Tensor:

@@ -65,7 +65,7 @@ def hsv2rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     sector = hi.to(torch.uint8).remainder_(6)  # (uint8 cast of values in 0..6) % 6
     # skimage's sector table: r, g, b = (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)
     s1, s2, s3, s4 = sector == 1, sector == 2, sector == 3, sector == 4
-    s0, s5 = sector == 0, sector == 5
+    s0 = sector == 0  # sector 5 is what the innermost selections fall back to
     rgb = torch.empty((h.shape[0], 3, *h.shape[1:]), dtype=h.dtype, device=h.device)  # written in place: no stack
     torch.where(s1, q, torch.where(s2 | s3, p, torch.where(s4, t, v)), out=rgb[:, 0])
     torch.where(s0, t, torch.where(s1 | s2, v, torch.where(s3, q, p)), out=rgb[:, 1])
