@@ -487,8 +487,8 @@ def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfi
         keys.append((part.geometry, files) if files is not None else None)
     parts = [shard(part) for part in cell_datasets]
     sizes = [len(part) for part in parts]
-    in_workers = [corrupts_in_workers(dataset, cell, config, device, files) for cell, files in zip(cells, sources,
-                                                                                                   strict=True)]
+    in_workers = [corrupts_in_workers(dataset, cell, config, device, files)
+                  for cell, files in zip(cells, sources, strict=True)]
     parts = [CorruptInWorkers(part, dataset.device_corruption(cell)) if moved else part
              for part, cell, moved in zip(parts, cells, in_workers, strict=True)]
     crop = next((decoder.geometry.crop for decoder in decoders if decoder is not None), 0)
