@@ -3,21 +3,21 @@ the same enhancer + model on preloaded tensors, with the start-up cost reported 
 
 The old end-to-end benchmark timed one short run (96 images) including model loading, worker start-up and first
 calls (numba compiling glass_blur in every worker), which is what made the H100 figure 14.7 images/s. Here the
-suite is timed in fresh output folders on 1 cell of N images, on K cells of N images and on K cells of N/2 images,
-and the time is split into start-up ``s``, a fixed cost per cell ``o`` (results written atomically, counters read
-back, progress bars) and a cost per image ``c``::
+suite is timed in fresh output folders on 1 and on K cells of N images and of N/2 images, and the time is
+split into start-up ``s``, a fixed cost per cell ``o`` (results written atomically, counters read back, progress
+bars), a cost per evaluated image ``c`` and a cost ``d`` paid once per image of the run, whatever the number of
+cells: decoding the clean images, when later cells replay them (the torch backend, see
+``robustbench_sympie/clean_cache.py``; about 0 otherwise). With ``t(k, n) = s + k o + k n c + n d`` and
+``h = N - N // 2``::
 
-    c = (t(K, N) - t(K, N/2)) / (K N / 2)      o = (t(K, N) - t(1, N)) / (K - 1) - N c      s = t(1, N) - o - N c
+    c = ((t(K, N) - t(1, N)) - (t(K, N/2) - t(1, N/2))) / ((K - 1) h)      o = (t(K, N) - t(1, N)) / (K - 1) - N c
+    d = (t(1, N) - t(1, N/2)) / h - c                                       s = t(1, N) - o - N (c + d)
 
-The steady-state rate is ``1 / c``: what a grid of large cells (ImageNet-C: 50,000 images per cell) runs at, since
-``o`` is paid once per cell; the table also gives the rate at the benchmark's own cell size,
-``(K - 1) N / (t(K, N) - t(1, N))``, which ``o`` lowers when cells are small. Efficiency = ``(1 / c)`` / the
-forward-only rate of the same enhancer + model on preloaded tensors.
-
-With the torch backend and ``--decode device`` the first cell decodes the clean images and the later cells replay
-them from the device (see ``robustbench_sympie/clean_cache.py``), as in a full grid, where 1 cell of 76 decodes:
-the projection adds the decoding of the 50,000 images once, at the decode rate measured apart (file reading and
-decoding on the device, batches of ``--batch-size``).
+The steady-state rate is ``1 / c``: what a grid of many large cells runs at (ImageNet-C: 76 cells of 50,000
+images), since ``o`` is paid once per cell and ``d`` once per image for all 76 cells; the table also gives the
+rate at the benchmark's own cell size, ``(K - 1) N / (t(K, N) - t(1, N))``, which ``o`` lowers when cells are
+small. Efficiency = ``(1 / c)`` / the forward-only rate of the same enhancer + model on preloaded tensors. The
+projection is ``s + 76 o + 3.75 M c + 50,000 d``.
 
 Usage (a plain script, not part of the tests)::
 
@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -113,45 +113,46 @@ def forward_rate(enhancer_name: str, model_name: str, args: argparse.Namespace, 
 
 @dataclass(frozen=True)
 class Repeat:
-    """One measurement of a row: the forward-only rate and the suite's times t(1, N), t(K, N), t(K, N/2)."""
+    """One measurement of a row: the forward-only rate and the suite's times t(1, N), t(K, N), t(K, N/2) and
+    (rows that replay decoded images) t(1, N/2)."""
 
     forward: float
     t1: float
     tk: float
     tk_half: float
+    t1_half: float | None = None
 
     def efficiency(self, cells: int, images: int) -> float:
-        per_image, _, _ = decompose(self.t1, self.tk, self.tk_half, cells, images)
-        return 1 / per_image / self.forward
+        return 1 / decompose(self, cells, images).per_image / self.forward
 
 
-def decompose(t1: float, tk: float, tk_half: float, cells: int, images: int) -> tuple[float, float, float]:
-    """(seconds per image, seconds per cell, start-up seconds) from t(1, N), t(K, N) and t(K, N/2)."""
-    per_image = (tk - tk_half) / (cells * (images - images // 2))
-    per_cell = (tk - t1) / (cells - 1) - images * per_image
-    return per_image, per_cell, t1 - per_cell - images * per_image
+@dataclass(frozen=True)
+class Costs:
+    """The suite's time split as in the module docstring (seconds)."""
+
+    per_image: float  # c: per evaluated image
+    per_cell: float  # o
+    once_per_image: float  # d: per image of the run, whatever the number of cells (decoding replayed images)
+    startup: float  # s
+
+    def projection(self) -> float:
+        """Seconds for the full ImageNet-C grid."""
+        return (self.startup + GRID_CELLS * self.per_cell + FULL_GRID_EVALUATIONS * self.per_image
+                + FULL_GRID_IMAGES * self.once_per_image)
 
 
-def decode_rate(args: argparse.Namespace) -> float:
-    """Images/s of reading JPEG files and decoding + resizing + cropping them on the device (batches of
-    ``--batch-size``; the files' bytes are read in the timed loop, as the workers do)."""
-    from robustbench_sympie.device_decode import DeviceDecoder, read_jpeg_bytes
-    from robustbench_sympie.imageio import Preprocess
-
-    paths = sorted(Path(args.data_root).glob("*.JPEG"))[:args.images]
-    decoder = DeviceDecoder(Preprocess(), torch.device(args.device))
-    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    times = []
-    for i in range(4):
-        sync()
-        start = time.perf_counter()
-        for first in range(0, len(paths), args.batch_size):
-            chunk = paths[first:first + args.batch_size]
-            decoder([read_jpeg_bytes(p) for p in chunk], [str(p) for p in chunk])
-        sync()
-        if i:
-            times.append(time.perf_counter() - start)
-    return len(paths) / statistics.median(times)
+def decompose(times: Repeat, cells: int, images: int) -> Costs:
+    """The costs from t(1, N), t(K, N), t(K, N/2) and, when measured, t(1, N/2) (else ``d`` = 0: a row whose cells
+    all load their own images, where the three runs give ``c = (t(K, N) - t(K, N/2)) / (K h)``)."""
+    half = images - images // 2
+    long = times.tk - times.t1
+    if times.t1_half is None:
+        per_image, once = (times.tk - times.tk_half) / (cells * half), 0.0
+    else:
+        per_image = (long - (times.tk_half - times.t1_half)) / ((cells - 1) * half)
+        once = (times.t1 - times.t1_half) / half - per_image
+    per_cell = long / (cells - 1) - images * per_image
+    return Costs(per_image, per_cell, once, times.t1 - per_cell - images * (per_image + once))
 
 
 def variants(args: argparse.Namespace) -> list[tuple[str, str, str, str, bool]]:
@@ -188,8 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="markdown file for the table")
     args = p.parse_args(argv)
     faulthandler.dump_traceback_later(90, repeat=True)  # a run that hangs shows where, every 90 s
-    decoded = decode_rate(args) if "device" in args.decodes.split(",") else float("nan")
-    print(f"decode on the device: {decoded:.0f} images/s", flush=True)
     rows = []
     for enhancer, model, backend, decode, precision, channels_last in variants(args):
         settings = precision + (" + channels-last" if channels_last else "")
@@ -201,46 +200,52 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits both sides alike
                 ceiling = forward_rate(enhancer, model, args, precision, channels_last)
-                repeats.append(Repeat(ceiling, run(1), run(args.cells), run(args.cells, images=args.images // 2)))
+                times = [run(1), run(args.cells), run(args.cells, images=args.images // 2)]
+                if backend == "torch":  # its cells replay the first cell's decoded images: d is measured
+                    times.append(run(1, images=args.images // 2))
+                repeats.append(Repeat(ceiling, *times))
         except Exception:  # noqa: BLE001 - one failing variant must not cost the others' measurements
             traceback.print_exc()
             print(f"FAILED: {label}", flush=True)
             continue
-        t1, tk, tk_half = (statistics.median(getattr(r, f) for r in repeats) for f in ("t1", "tk", "tk_half"))
-        ceiling = statistics.median(r.forward for r in repeats)
-        per_image, per_cell, startup = decompose(t1, tk, tk_half, args.cells, args.images)
+        median = Repeat(*(None if getattr(repeats[0], f.name) is None else
+                          statistics.median(getattr(r, f.name) for r in repeats) for f in fields(Repeat)))
+        costs = decompose(median, args.cells, args.images)
         spread = [r.efficiency(args.cells, args.images) for r in repeats]
-        cell_rate = (args.cells - 1) * args.images / (tk - t1)
-        once = FULL_GRID_IMAGES / decoded if decode == "device" and backend == "torch" else 0.0
-        projection_min = (startup + GRID_CELLS * per_cell + FULL_GRID_EVALUATIONS * per_image + once) / 60
-        rows.append((f"{enhancer} + {model}", backend, decode, settings, 1 / per_image, cell_rate, ceiling,
-                     1 / per_image / ceiling, min(spread), max(spread), per_cell, startup, projection_min))
-        print(f"{label}: t(1,N)={t1:.2f} s t(K,N)={tk:.2f} s t(K,N/2)={tk_half:.2f} s -> {1 / per_image:.0f} "
-              f"images/s, {per_cell:.3f} s per cell, start-up {startup:.2f} s; forward {ceiling:.0f} images/s; "
-              f"efficiency per repeat {', '.join(f'{e:.2f}' for e in spread)} "
+        cell_rate = (args.cells - 1) * args.images / (median.tk - median.t1)
+        rows.append((f"{enhancer} + {model}", backend, decode, settings, 1 / costs.per_image, cell_rate,
+                     median.forward, 1 / costs.per_image / median.forward, min(spread), max(spread), costs.per_cell,
+                     1000 * costs.once_per_image, costs.startup, costs.projection() / 60))
+        print(f"{label}: t(1,N)={median.t1:.2f} s t(K,N)={median.tk:.2f} s t(K,N/2)={median.tk_half:.2f} s "
+              f"t(1,N/2)={median.t1_half or float('nan'):.2f} s -> {1 / costs.per_image:.0f} images/s, "
+              f"{costs.per_cell:.3f} s per cell, {1000 * costs.once_per_image:.1f} ms once per image, start-up "
+              f"{costs.startup:.2f} s; forward {median.forward:.0f} images/s; efficiency per repeat "
+              f"{', '.join(f'{e:.2f}' for e in spread)} "
               f"({time.perf_counter() - started:.1f} s for this row)", flush=True)
     threads = f"CPU ({torch.get_num_threads()} threads)"
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else threads
     command = "python benchmarks/bench_pipeline.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Pipeline efficiency ({device}, torch {torch.__version__})", "",
              f"Command: `{command}`", "",
-             f"Runs of 1 and {args.cells} cells of N = {args.images} images and of {args.cells} cells of N/2 "
+             f"Runs of 1 and {args.cells} cells of N = {args.images} images and of N/2 "
              f"(severity 3, corruptions cycled from {', '.join(CELL_CORRUPTIONS)}), batch {args.batch_size}, "
-             f"{args.workers} workers, images from `{args.data_root}`, split into start-up, a cost per cell and a "
-             "cost per image (see the script's docstring). Steady images/s = 1 / cost per image (large cells); "
-             f"at N = images/s with cells of N images. Efficiency = steady images/s / forward-only images/s of the "
-             "same enhancer + model (same precision and memory format) on preloaded tensors. Projection = the full "
-             f"ImageNet-C grid ({GRID_CELLS} cells, 50,000 x 15 x 5 = 3.75 M evaluations): start-up + "
-             f"{GRID_CELLS} x cost per cell + 3.75 M x cost per image, plus (device decoding) the decoding of the "
-             f"50,000 clean images once at the measured decode rate ({decoded:.0f} images/s on this device). "
-             f"Each row measured {args.repeats} time(s), the forward pass and the three suite runs interleaved: "
-             "times and rates are medians over the repeats, and the range is that of the efficiencies computed "
-             "within each repeat.",
+             f"{args.workers} workers, images from `{args.data_root}`, split into start-up, a cost per cell, a "
+             "cost per evaluated image and a cost once per image of the run (decoding, when later cells replay the "
+             "decoded clean images; see the script's docstring). Steady images/s = 1 / cost per evaluated image "
+             "(a grid of many large cells); at N = images/s with cells of N images. Efficiency = steady images/s / "
+             "forward-only images/s of the same enhancer + model (same precision and memory format) on preloaded "
+             f"tensors. Projection = the full ImageNet-C grid ({GRID_CELLS} cells, 50,000 x 15 x 5 = 3.75 M "
+             f"evaluations): start-up + {GRID_CELLS} x cost per cell + 3.75 M x cost per evaluated image + 50,000 x "
+             f"cost once per image (measured for the torch backend, whose later cells replay the first cell's "
+             "decoded images; 0 for the reference backend, whose cells load their own). Each row measured "
+             f"{args.repeats} time(s), the forward pass and the suite runs interleaved: times and rates are medians "
+             "over the repeats, and the range is that of the efficiencies computed within each repeat.",
              "", "| enhancer + model | backend | decode | settings | steady images/s | images/s at N | forward "
-             "images/s | efficiency | range over repeats | s per cell | start-up s | full grid (min) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "images/s | efficiency | range over repeats | s per cell | ms once per image | start-up s | "
+             "full grid (min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {c} | {b} | {d} | {st} | {r:.0f} | {rn:.0f} | {f:.0f} | {e:.2f} | {lo:.2f}-{hi:.2f} | {o:.3f} "
-              f"| {s:.1f} | {m:.1f} |" for c, b, d, st, r, rn, f, e, lo, hi, o, s, m in rows]
+              f"| {once:.1f} | {s:.1f} | {m:.1f} |" for c, b, d, st, r, rn, f, e, lo, hi, o, once, s, m in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

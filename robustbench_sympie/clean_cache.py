@@ -1,14 +1,16 @@
-"""Decode once per run: the clean crops of on-the-fly cells kept on the device and replayed for later cells.
+"""Decode once per run: the clean crops of on-the-fly cells kept in memory and replayed for later cells.
 
-With the torch backend and ``--decode device``, every cell of an on-the-fly grid starts from the same pixels:
-the clean image files, decoded and cropped (the corruption follows on the device). Decoding them again for each
-of the 76 cells of an ImageNet-C grid would make JPEG decoding the bottleneck of a GPU run, so the first cell
-that decodes a set of files records its uint8 batches (with the failures), and every later cell whose pixels
-come from the same files with the same geometry replays them without touching the DataLoader.
+With the torch backend, every cell of an on-the-fly grid starts from the same pixels: the clean image files,
+decoded and cropped (the corruption follows in the main process, on the device). Decoding them again for each
+of the 76 cells of an ImageNet-C grid would make JPEG decoding the bottleneck: of a GPU run (``--decode
+device``), and of a CPU run, where the DataLoader workers decode on the cores the model runs on. So the first
+cell that decodes a set of files records its uint8 batches (with the failures), and every later cell whose
+pixels come from the same files with the same geometry replays them without touching the DataLoader.
 
-A cell is cached only when a later cell replays it, and only when the crops fit in a quarter of the device's
-free memory (50,000 ImageNet crops take 7.5 GB); otherwise every cell is decoded as usual. Replayed batches
-are the recorded batches (same images, order and errors), so results do not depend on the cache.
+A cell is cached only when a later cell replays it, and only when the crops fit in a share of the device's
+free memory (a quarter on a GPU, which the model needs too; half of the available RAM on the CPU: 50,000
+ImageNet crops take 7.5 GB); otherwise every cell is decoded as usual. Replayed batches are the recorded
+batches (same images, order and errors), so results do not depend on the cache.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from .datasets import Batch
 
 log = logging.getLogger(__name__)
 
-#: share of the device's free memory the cache may take
-MEMORY_SHARE = 0.25
+#: share of the device's free memory the cache may take, by device type (others: the CUDA share)
+MEMORY_SHARE = {"cuda": 0.25, "cpu": 0.5}
 
 
 def free_memory_bytes(device: torch.device) -> int:
@@ -42,7 +44,12 @@ def free_memory_bytes(device: torch.device) -> int:
 
 def fits(n_images: int, crop: int, device: torch.device) -> bool:
     """Whether ``n_images`` uint8 ``3 x crop x crop`` crops fit in the cache's share of ``device``'s memory."""
-    return n_images * 3 * crop * crop <= MEMORY_SHARE * free_memory_bytes(device)
+    return n_images * 3 * crop * crop <= memory_share(device) * free_memory_bytes(device)
+
+
+def memory_share(device: torch.device) -> float:
+    """The share of ``device``'s free memory the cache may take."""
+    return MEMORY_SHARE.get(device.type, MEMORY_SHARE["cuda"])
 
 
 @dataclass
@@ -85,6 +92,6 @@ def replay_plan(keys: Sequence[Hashable | None], sizes: Sequence[int], crop: int
     recorded = sum(sizes[c] for c in last_use)
     if last_use and not fits(recorded, crop, device):
         log.info("not caching the decoded clean images (%d crops of %d px do not fit in %.0f%% of the free memory "
-                 "of %s): each cell decodes them again", recorded, crop, 100 * MEMORY_SHARE, device)
+                 "of %s): each cell decodes them again", recorded, crop, 100 * memory_share(device), device)
         return [None] * len(keys), {}
     return replays, last_use

@@ -311,8 +311,9 @@ class ComputeSettings:
             if len(kept) < len(image_ids):
                 targets, image_ids = targets[kept], [image_ids[i] for i in kept]
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        if self.recorder is not None:
-            self.recorder.append(Batch(images, targets, image_ids, errors))
+        if self.recorder is not None:  # a CPU batch from the workers is in shared memory: keep a private copy
+            kept = images.clone() if images is batch.images and images.device.type == "cpu" else images
+            self.recorder.append(Batch(kept, targets, image_ids, errors))
         return images, targets, image_ids, errors
 
     def prepare(self, images: torch.Tensor, image_ids: Sequence[str]) -> torch.Tensor:
@@ -473,25 +474,29 @@ def cell_batches(dataset: EvalDataset, cells: Sequence[Cell], config: SuiteConfi
     One loader (one set of worker processes, prefetching across cell boundaries) serves every cell, so
     decoding and corrupting the next cell overlaps with evaluating the current one. ``shard`` picks this
     process's images of each cell (see :meth:`.DistContext.shard`); ``decode`` says where JPEG files are
-    decoded (see :mod:`.device_decode`). Cells decoded on the device from the same files as an earlier cell
-    replay that cell's decoded batches instead of loading them again (see :mod:`.clean_cache`).
+    decoded (see :mod:`.device_decode`). Cells whose pixels are the same clean files as an earlier cell's
+    before the corruption (the torch backend's, corrupted in the main process) replay that cell's decoded
+    batches instead of loading them again, whether the device or the workers decoded them (see
+    :mod:`.clean_cache`).
     """
     cell_datasets = [dataset.cell_dataset(cell) for cell in cells]
-    sources = [device_sources(part) if decode == "device" else None for part in cell_datasets]
+    clean_files = [device_sources(part) for part in cell_datasets]  # None: pixels made in the workers
+    sources = [files if decode == "device" else None for files in clean_files]  # decoded on the device
     decoders: list[DeviceDecoder | None] = []
-    keys: list[Hashable | None] = []  # cells with equal keys (geometry and files) share one decoding
     for part, files in zip(cell_datasets, sources, strict=True):
         if files is not None:
             part.ship_encoded = True
         decoders.append(DeviceDecoder(part.geometry, device) if files is not None else None)
-        keys.append((part.geometry, files) if files is not None else None)
-    parts = [shard(part) for part in cell_datasets]
-    sizes = [len(part) for part in parts]
     in_workers = [corrupts_in_workers(dataset, cell, config, device, files)
                   for cell, files in zip(cells, sources, strict=True)]
+    # cells with equal keys (geometry and clean files) share one decoding, wherever it happens
+    keys: list[Hashable | None] = [None if files is None or moved else (part.geometry, files)
+                                   for part, files, moved in zip(cell_datasets, clean_files, in_workers, strict=True)]
+    parts = [shard(part) for part in cell_datasets]
+    sizes = [len(part) for part in parts]
     parts = [CorruptInWorkers(part, dataset.device_corruption(cell)) if moved else part
              for part, cell, moved in zip(parts, cells, in_workers, strict=True)]
-    crop = next((decoder.geometry.crop for decoder in decoders if decoder is not None), 0)
+    crop = next((part.geometry.crop for part, key in zip(cell_datasets, keys, strict=True) if key is not None), 0)
     replays, last_use = replay_plan(keys, sizes, crop, device)
     loaded = [c for c, source in enumerate(replays) if source is None]
     sampler = CellBatchSampler([sizes[c] for c in loaded], config.batch_size)

@@ -199,7 +199,7 @@ def test_replay_plan_and_memory_limit(monkeypatch):
     keys = [None, "a", "a", "b", "a"]
     replays, last_use = clean_cache.replay_plan(keys, [4] * 5, 224, torch.device("cpu"))
     assert replays == [None, None, 1, None, 1] and last_use == {1: 4}
-    monkeypatch.setattr(clean_cache, "MEMORY_SHARE", 0.0)
+    monkeypatch.setitem(clean_cache.MEMORY_SHARE, "cpu", 0.0)
     assert clean_cache.replay_plan(keys, [4] * 5, 224, torch.device("cpu")) == ([None] * 5, {})
 
 
@@ -212,7 +212,7 @@ def test_on_the_fly_cells_decode_the_files_once_and_replay_them(few_images: Path
     monkeypatch.setattr(device_decode, "read_jpeg_bytes", lambda path: reads.append(str(path)) or original(path))
     cached = run_suite(_config(few_images, tmp_path / "cached", decode="device"))
     assert len(reads) == 6  # 3 cells, one decoding
-    monkeypatch.setattr(clean_cache, "MEMORY_SHARE", 0.0)
+    monkeypatch.setitem(clean_cache.MEMORY_SHARE, "cpu", 0.0)
     uncached = run_suite(_config(few_images, tmp_path / "uncached", decode="device"))
     assert len(reads) == 6 + 18
     columns = ["corruption", "n", "n_correct_top1", "n_correct_top5", "config_hash"]
@@ -220,6 +220,37 @@ def test_on_the_fly_cells_decode_the_files_once_and_replay_them(few_images: Path
     a, b = (load_records(tmp_path / x).sort_values(["corruption", "image_id"]).reset_index(drop=True)
             for x in ("cached", "uncached"))
     assert a[["image_id", "top1", "top2", "top3"]].equals(b[["image_id", "top1", "top2", "top3"]])
+
+
+def test_worker_decoded_cells_are_decoded_once_and_replayed(few_images: Path, tmp_path: Path, monkeypatch):
+    """On the CPU with the workers decoding, the torch backend's cells replay the first cell's clean crops: each
+    file is decoded once per run, an unreadable one is skipped in every cell, and the results and per-image
+    records equal those of a run that decodes every cell (the corruption must not write into the replayed
+    batches)."""
+    from robustbench_sympie import clean_cache
+    from robustbench_sympie.datasets import imagenet_c
+    from robustbench_sympie.records import load_records
+
+    (few_images / "n01440764_broken.JPEG").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
+    loads: list[str] = []
+    original = imagenet_c.CorruptedImageFolder.pixels
+    monkeypatch.setattr(imagenet_c.CorruptedImageFolder, "pixels",
+                        lambda self, record: loads.append(record.image_id) or original(self, record))
+    settings = dict(decode="workers", corruptions="clean,contrast,gaussian_noise,jpeg_compression")
+    cached = run_suite(_config(few_images, tmp_path / "cached", **settings))
+    assert sorted(loads) == sorted(set(loads)) and len(loads) == 7  # 4 cells, one decoding of 7 files
+    monkeypatch.setitem(clean_cache.MEMORY_SHARE, "cpu", 0.0)
+    uncached = run_suite(_config(few_images, tmp_path / "uncached", **settings))
+    assert len(loads) == 7 + 4 * 7
+    assert set(cached["decode"]) == {"workers"} and (cached["n"] == 6).all() and (cached["n_skipped"] == 1).all()
+    columns = ["corruption", "n", "n_skipped", "n_correct_top1", "n_correct_top5", "config_hash"]
+    assert cached[columns].equals(uncached[columns])
+    a, b = (load_records(tmp_path / x).sort_values(["corruption", "image_id"]).reset_index(drop=True)
+            for x in ("cached", "uncached"))
+    assert a[["corruption", "image_id", "top1", "top2", "top3"]].equals(b[["corruption", "image_id", "top1", "top2",
+                                                                             "top3"]])
+    with_workers = run_suite(_config(few_images, tmp_path / "workers", workers=2, **settings))
+    assert with_workers[columns].equals(cached[columns])
 
 
 def test_shards_with_device_decoding_add_up_to_the_whole_run(few_images: Path, tmp_path: Path):
