@@ -229,3 +229,20 @@ def test_batched_path_of_per_image_cpu_corruptions_matches_it(name, severity, cr
     mad = (per_image.double() - batched.double()).abs().mean().item()
     assert mad <= DETERMINISTIC[name], f"{name} s{severity}: batched vs per-image mean abs diff {mad:.4f}"
     assert not torch.equal(per_image, batch)  # the corruption did something
+
+
+def test_pool_threads_run_torch_single_threaded_and_leave_the_caller_alone():
+    """The corruption pools' threads run torch on one thread each, set once when the pool starts (no per-call
+    switching, which clears oneDNN's cache), and the caller's and new threads' counts are left as they were."""
+    import threading
+
+    from robustbench_sympie.corruptions.torch_backend.base import thread_pool
+
+    before = torch.get_num_threads()
+    pool = thread_pool(3, "test-single-threaded")
+    assert set(pool.map(lambda _: torch.get_num_threads(), range(12))) == {1}
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert torch.get_num_threads() == before and seen == [before]
