@@ -98,18 +98,20 @@ def two_torch_threads():
 
 @pytest.mark.usefixtures("two_torch_threads")
 @pytest.mark.parametrize("name", ["gaussian_noise", "glass_blur", "contrast", "elastic_transform", "brightness",
+                                  "fog", "snow",  # fog: chunks of its own size
                                   "jpeg_compression", "pixelate"])  # the last two: per-image Pillow calls on threads
 def test_cpu_chunks_on_threads_give_the_single_thread_pixels(name):
-    """CPU batches run in chunks, one per torch thread: the pixels equal a one-thread run and the image alone,
-    under inference mode too, and torch's thread count is restored afterwards."""
+    """CPU batches run in chunks (of the corruption's size), one per torch thread: the pixels equal a one-thread
+    run and the image alone, under inference mode too, and torch's thread count is restored afterwards."""
     from robustbench_sympie.corruptions.torch_backend import get_torch_corruption
-    from robustbench_sympie.corruptions.torch_backend.base import chunk_size
+    from robustbench_sympie.corruptions.torch_backend.base import CPU_CHUNK_PIXELS, chunk_size
 
     corruption = get_torch_corruption(name)
     gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (7, 3, 160, 160), dtype=torch.uint8, generator=gen)
-    assert chunk_size(images) < images.shape[0]  # several chunks
-    seeds = torch.arange(7) * 1000 + 3
+    one = torch.zeros((1, 3, 160, 160), dtype=torch.uint8)
+    count = 2 * chunk_size(one, corruption.chunk_pixels or CPU_CHUNK_PIXELS) + 1  # several chunks, one partial
+    images = torch.randint(0, 256, (count, 3, 160, 160), dtype=torch.uint8, generator=gen)
+    seeds = torch.arange(count) * 1000 + 3
     with torch.inference_mode():
         threaded = corruption(images, 3, seeds)
     assert torch.get_num_threads() == 2

@@ -130,6 +130,44 @@ def test_weather_matches_reference_given_its_draws(images, name: str, severity: 
     assert _mean_abs(refs, out) < EXACT_BOUND[name]
 
 
+@pytest.mark.parametrize("wibbledecay", [1.4, 2.0, 3.0])
+def test_plasma_fractal_is_the_reference_recurrence_given_its_uniforms(monkeypatch, wibbledecay: float) -> None:
+    """Fed the same uniforms, the batched diamond-square (compact grids, interleaved per level) gives the
+    reference's strided in-place map, sample by sample, to float32 rounding (the sums' order differs)."""
+    import imagecorruptions.corruptions as ic
+
+    seeds, mapsize = torch.tensor([11, 12, 13]), 64
+    ours = W.plasma_fractal(seeds, mapsize, wibbledecay, "cpu")
+    uniforms = W.rng.uniform(seeds, (3 * sum(4 ** level for level in range(6)),), stream=0).double().numpy()
+    for sample, drawn in enumerate(uniforms):
+        consumed = 0
+
+        def uniform(low, high, size, drawn=drawn):  # numpy's uniform(low, high) from our [0, 1) numbers
+            nonlocal consumed
+            u = drawn[consumed:consumed + int(np.prod(size))].reshape(size)
+            consumed += u.size
+            return low + (high - low) * u
+
+        monkeypatch.setattr(ic.np.random, "uniform", uniform)
+        reference = ic.plasma_fractal(mapsize=mapsize, wibbledecay=wibbledecay)
+        assert consumed == drawn.size
+        np.testing.assert_allclose(ours[sample].numpy(), reference, atol=2e-5)
+
+
+def test_motion_blur_layer_sums_alike_on_cpu_views_and_cuda_gathers() -> None:
+    """The two weighted sums of motion_blur_layer (shifted views on the CPU, flat gathers on CUDA) agree
+    bit for bit, so snow's CPU and CUDA pixels differ only by their random draws."""
+    gen = torch.Generator().manual_seed(3)
+    padded = torch.rand(3, 1, 40, 50, generator=gen)
+    weights = torch.rand(3, 9, generator=gen)
+    tops, lefts = torch.randint(0, 11, (3, 9), generator=gen), torch.randint(0, 11, (3, 9), generator=gen)
+    views = W._shifted_view_sum(padded, weights, tops, lefts, 30, 40)
+    assert torch.equal(views, W._gathered_sum(padded, weights, tops, lefts, 30, 40))
+    expected = sum(weights[1, t] * padded[1, :, tops[1, t]:tops[1, t] + 30, lefts[1, t]:lefts[1, t] + 40]
+                   for t in range(9))
+    torch.testing.assert_close(views[1], expected)
+
+
 def test_spatter_steps_match_cv2() -> None:
     """cv2.Canny exactly; cv2.distanceTransform(L2, 5) to 1e-3 by both the CPU scan and the relaxations."""
     cv2 = pytest.importorskip("cv2")

@@ -14,6 +14,8 @@ operation, and a chunk's pixels never depend on the thread count. Measured on 2 
 images: whole-batch passes were memory-bound, chunks of 4 images on both threads made the elementwise-heavy
 corruptions 2-3x faster (brightness 5.2 -> 2.0 ms per image, shot_noise 5.5 -> 2.3, elastic_transform 5.9 -> 2.3),
 and single-threaded chunks of 2 images, one per thread, about 1.2x faster again over the 15 benchmark corruptions.
+A corruption may register its own chunk size (``chunk_pixels``): fog's plasma is a fixed number of small operations
+per chunk, so it takes chunks of 8 images.
 
 A corruption whose reference is one call of a C library per image (Pillow's JPEG round trip and BOX/NEAREST
 resizes) may also register ``cpu_image_fn``: on the CPU, :func:`corrupt_batch` then calls the library on each
@@ -47,14 +49,15 @@ CPU_CHUNK_PIXELS = 2 * 224 * 224
 
 @dataclass(frozen=True)
 class TorchCorruption:
-    """A registered torch corruption, a note on how it departs from the reference (if it does), whether it
-    runs on CPU batches in cache-sized chunks (``chunked``; off for code that parallelises the batch itself)
-    and its per-image uint8 function for CPU batches, if it has one (``cpu_image_fn``, see the module doc)."""
+    """A registered torch corruption, a note on how it departs from the reference (if it does), the pixels of
+    its CPU chunks (``chunk_pixels``, see :func:`chunk_size`; ``None`` for code that parallelises the batch
+    itself) and its per-image uint8 function for CPU batches, if it has one (``cpu_image_fn``, see the module
+    doc)."""
 
     name: str
     fn: TorchCorruptionFn
     note: str = ""
-    chunked: bool = True
+    chunk_pixels: int | None = CPU_CHUNK_PIXELS
     cpu_image_fn: CpuImageFn | None = None
 
     def __call__(self, images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
@@ -62,14 +65,17 @@ class TorchCorruption:
 
 
 def register_torch_corruption(
-    name: str, note: str = "", *, chunked: bool = True, cpu_image_fn: CpuImageFn | None = None,
+    name: str, note: str = "", *, chunk_pixels: int | None = CPU_CHUNK_PIXELS,
+    cpu_image_fn: CpuImageFn | None = None,
 ) -> Callable[[TorchCorruptionFn], TorchCorruptionFn]:
     """Decorator adding ``fn(images_0_255, severity, seeds)`` as the torch version of corruption ``name``."""
 
     def decorator(fn: TorchCorruptionFn) -> TorchCorruptionFn:
         if name in TORCH_CORRUPTIONS:
             raise ValueError(f"torch corruption {name!r} is registered twice")
-        TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note, chunked, cpu_image_fn)
+        if chunk_pixels is not None and chunk_pixels < 1:
+            raise ValueError(f"chunk_pixels of {name!r} must be positive or None, got {chunk_pixels}")
+        TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note, chunk_pixels, cpu_image_fn)
         return fn
 
     return decorator
@@ -102,7 +108,8 @@ def corrupt_batch(corruption: TorchCorruption, images: torch.Tensor, severity: i
         raise ValueError(f"one seed per image expected: {images.shape[0]} images, seeds of shape {tuple(seeds.shape)}")
     if corruption.cpu_image_fn is not None and images.device.type == "cpu":
         return _corrupt_images_on_cpu(corruption.cpu_image_fn, images, severity)
-    chunk = chunk_size(images) if corruption.chunked and images.device.type == "cpu" else images.shape[0]
+    on_cpu_chunks = corruption.chunk_pixels is not None and images.device.type == "cpu"
+    chunk = chunk_size(images, corruption.chunk_pixels) if on_cpu_chunks else images.shape[0]
     if chunk >= images.shape[0]:
         return _corrupt_chunk(corruption, images, severity, seeds)
     out = torch.empty_like(images)
@@ -143,9 +150,9 @@ def _corrupt_images_on_cpu(fn: CpuImageFn, images: torch.Tensor, severity: int) 
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
-def chunk_size(images: torch.Tensor) -> int:
-    """Images per CPU chunk of a ``B x 3 x H x W`` batch: about :data:`CPU_CHUNK_PIXELS` pixels, at least one."""
-    return max(1, CPU_CHUNK_PIXELS // max(1, images.shape[-2] * images.shape[-1]))
+def chunk_size(images: torch.Tensor, chunk_pixels: int = CPU_CHUNK_PIXELS) -> int:
+    """Images per CPU chunk of a ``B x 3 x H x W`` batch: about ``chunk_pixels`` pixels, at least one."""
+    return max(1, chunk_pixels // max(1, images.shape[-2] * images.shape[-1]))
 
 
 def _corrupt_chunk(corruption: TorchCorruption, images: torch.Tensor, severity: int,

@@ -112,7 +112,7 @@ def pillow_jpeg(image: np.ndarray, severity: int) -> np.ndarray:
          "devices libjpeg through torchvision.io encode_jpeg/decode_jpeg (on the CPU) at the same quality; "
          "both use 4:2:0 chroma subsampling and libjpeg(-turbo) tables, so outputs are (near-)identical but "
          "not guaranteed bit-exact across library builds.",
-    chunked=False,  # runs the batch's round trips on torch's threads itself
+    chunk_pixels=None,  # runs the batch's round trips on torch's threads itself
     cpu_image_fn=pillow_jpeg)
 def jpeg_compression(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     quality = _JPEG[severity - 1]
