@@ -126,13 +126,17 @@ def test_batch_invariance(name, crops):
     assert torch.equal(swapped[0], together[2]) and torch.equal(swapped[1], together[0])
 
 
+@pytest.mark.parametrize("by_fft", [False, True], ids=["shifted-views", "fft"])
 @pytest.mark.parametrize("angle", [-44.0, -17.5, 0.0, 30.0, 45.0])
-def test_motion_kernel_matches_reference_at_given_angle(angle, crops):
+def test_motion_kernel_matches_reference_at_given_angle(angle, by_fft, crops):
+    """Both ways of motion_blur_batch (the CPU's shifted views, the FFT used on other devices) give the reference's
+    float64 sums at a given angle."""
     from imagecorruptions.corruptions import _motion_blur
 
     image = crops[0]
     expected = np.clip(_motion_blur(image, radius=15, sigma=8, angle=angle), 0, 255)
-    out = tblur.motion_blur_batch(_batch([image]).double(), 15, 8, torch.tensor([angle], dtype=torch.float64))
+    out = tblur.motion_blur_batch(_batch([image]).double(), 15, 8, torch.tensor([angle], dtype=torch.float64),
+                                  by_fft=by_fft)
     out = out[0].permute(1, 2, 0).clamp(0, 255).numpy()
     assert np.abs(out - expected).max() < 1e-6
 

@@ -16,6 +16,7 @@ import torch
 
 pytest.importorskip("imagecorruptions")
 
+import robustbench_sympie.corruptions.torch_backend.blur as BL  # noqa: E402
 import robustbench_sympie.corruptions.torch_backend.cbar as CB  # noqa: E402
 import robustbench_sympie.corruptions.torch_backend.colour_warps as CW  # noqa: E402
 import robustbench_sympie.corruptions.torch_backend.weather as W  # noqa: E402
@@ -161,8 +162,8 @@ def test_motion_blur_layer_sums_alike_on_cpu_views_and_cuda_gathers() -> None:
     padded = torch.rand(3, 1, 40, 50, generator=gen)
     weights = torch.rand(3, 9, generator=gen)
     tops, lefts = torch.randint(0, 11, (3, 9), generator=gen), torch.randint(0, 11, (3, 9), generator=gen)
-    views = W._shifted_view_sum(padded, weights, tops, lefts, 30, 40)
-    assert torch.equal(views, W._gathered_sum(padded, weights, tops, lefts, 30, 40))
+    views = BL.shifted_view_sum(padded, weights, tops, lefts, 30, 40)
+    assert torch.equal(views, BL.gathered_sum(padded, weights, tops, lefts, 30, 40))
     expected = sum(weights[1, t] * padded[1, :, tops[1, t]:tops[1, t] + 30, lefts[1, t]:lefts[1, t] + 40]
                    for t in range(9))
     torch.testing.assert_close(views[1], expected)

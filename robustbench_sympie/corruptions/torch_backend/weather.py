@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from . import rng
 from .base import conv2d, register_torch_corruption
+from .blur import gathered_sum, shifted_view_sum
 
 # -- shared helpers -------------------------------------------------------------------------------------------------
 
@@ -102,37 +103,8 @@ def motion_blur_layer(layer: torch.Tensor, radius: int, sigma: float, angle_deg:
     valid = torch.cumprod(((dy.abs() < h) & (dx.abs() < w)).long(), dim=1).to(layer.dtype)
     weights = kernel.to(layer.dtype)[None, :] * valid
     padded = F.pad(layer, (width, width, width, width), mode="replicate")
-    weighted_sum = _shifted_view_sum if dev.type == "cpu" else _gathered_sum
+    weighted_sum = shifted_view_sum if dev.type == "cpu" else gathered_sum
     return weighted_sum(padded, weights, width - dy, width - dx, h, w)
-
-
-def _gathered_sum(padded: torch.Tensor, weights: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor,
-                  h: int, w: int) -> torch.Tensor:
-    """``out[b] = sum_t weights[b, t] * padded[b, :, tops[b, t]:+h, lefts[b, t]:+w]`` for ``B x 1 x H' x W'``
-    ``padded``, one flat gather over the batch per tap."""
-    b, _, _, row_stride = padded.shape
-    flat = padded.reshape(b, -1)
-    ys = torch.arange(h, device=padded.device)
-    xs = torch.arange(w, device=padded.device)
-    positions = (ys[:, None] * row_stride + xs[None, :]).view(1, -1)
-    offsets = tops * row_stride + lefts  # B x taps
-    out = torch.zeros((b, h * w), dtype=padded.dtype, device=padded.device)
-    for t in range(weights.shape[1]):
-        out += weights[:, t, None] * flat.gather(1, positions + offsets[:, t, None])
-    return out.view(b, 1, h, w)
-
-
-def _shifted_view_sum(padded: torch.Tensor, weights: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor,
-                      h: int, w: int) -> torch.Tensor:
-    """``out[b] = sum_t weights[b, t] * padded[b, :, tops[b, t]:+h, lefts[b, t]:+w]`` (products rounded before
-    each sum, as ``out += weight * value`` does), one shifted view per tap and sample."""
-    out = torch.zeros((*padded.shape[:2], h, w), dtype=padded.dtype, device=padded.device)
-    product = torch.empty_like(out[0])
-    for sample, taps in enumerate(zip(weights.tolist(), tops.tolist(), lefts.tolist(), strict=True)):
-        for weight, top, left in zip(*taps, strict=True):
-            torch.mul(padded[sample, :, top:top + h, left:left + w], weight, out=product)
-            out[sample].add_(product)
-    return out
 
 
 def snow_from(images: torch.Tensor, severity: int, noise: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
