@@ -156,17 +156,17 @@ def test_plasma_fractal_is_the_reference_recurrence_given_its_uniforms(monkeypat
 
 
 def test_motion_blur_layer_sums_alike_on_cpu_views_and_cuda_gathers() -> None:
-    """The two weighted sums of motion_blur_layer (shifted views on the CPU, flat gathers on CUDA) agree
-    bit for bit, so snow's CPU and CUDA pixels differ only by their random draws."""
+    """The two weighted sums of motion_blur_layer (shifted views on the CPU, flat gathers on CUDA) agree to
+    float32 rounding, and with the sum written out."""
     gen = torch.Generator().manual_seed(3)
     padded = torch.rand(3, 1, 40, 50, generator=gen)
     weights = torch.rand(3, 9, generator=gen)
     tops, lefts = torch.randint(0, 11, (3, 9), generator=gen), torch.randint(0, 11, (3, 9), generator=gen)
     views = BL.shifted_view_sum(padded, weights, tops, lefts, 30, 40)
-    assert torch.equal(views, BL.gathered_sum(padded, weights, tops, lefts, 30, 40))
+    torch.testing.assert_close(views, BL.gathered_sum(padded, weights, tops, lefts, 30, 40), rtol=0, atol=1e-5)
     expected = sum(weights[1, t] * padded[1, :, tops[1, t]:tops[1, t] + 30, lefts[1, t]:lefts[1, t] + 40]
                    for t in range(9))
-    torch.testing.assert_close(views[1], expected)
+    torch.testing.assert_close(views[1], expected, rtol=0, atol=1e-5)
 
 
 def test_spatter_steps_match_cv2() -> None:

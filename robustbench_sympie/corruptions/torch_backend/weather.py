@@ -85,8 +85,7 @@ def motion_blur_layer(layer: torch.Tensor, radius: int, sigma: float, angle_deg:
     Every shift is shorter than ``width``, so the clamped source ``(y - dy, x - dx)`` is that position of the
     layer padded by ``width`` with replicated edges. On CUDA each tap is one flat gather over the batch; on the
     CPU, where a gather's index arithmetic costs more than the sum, each tap of each sample adds a shifted view
-    of its padded layer (3x faster on 2-image chunks; the same products summed in the same order, so the same
-    values).
+    of its padded layer (3x faster on 2-image chunks; the same sums up to float32 rounding).
     """
     b, _, h, w = layer.shape
     dev = layer.device
