@@ -28,7 +28,7 @@ SIZE = 64
 DETERMINISTIC = {
     "contrast": 0.05, "brightness": 0.05, "saturate": 0.05, "defocus_blur": 0.05, "gaussian_blur": 0.05,
     "zoom_blur": 0.05, "pixelate": 0.05,
-    "jpeg_compression": 0.5,  # libjpeg via torchvision vs via Pillow: identical here, builds may differ
+    "jpeg_compression": 0.5,  # libjpeg via torchvision (every device) vs via Pillow: identical here, builds may differ
 }
 #: name -> allowed gap of the mean PSNR (dB) to the reference's (measured gaps <= 0.3 dB)
 RANDOM = {

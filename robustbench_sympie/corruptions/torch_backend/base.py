@@ -17,8 +17,8 @@ and single-threaded chunks of 2 images, one per thread, about 1.2x faster again 
 A corruption may register its own chunk size (``chunk_pixels``): fog's plasma is a fixed number of small operations
 per chunk, so it takes chunks of 8 images.
 
-A corruption whose reference is one call of a C library per image (Pillow's JPEG round trip and BOX/NEAREST
-resizes) may also register ``cpu_image_fn``: on the CPU, :func:`corrupt_batch` then calls the library on each
+A corruption whose reference is one call of a C library per image (Pillow's BOX/NEAREST resizes) may also
+register ``cpu_image_fn``: on the CPU, :func:`corrupt_batch` then calls the library on each
 uint8 image directly, on torch's threads (the libraries release the GIL), skipping the float conversions; on
 other devices the batched ``fn`` runs.
 """
@@ -52,13 +52,15 @@ class TorchCorruption:
     """A registered torch corruption, a note on how it departs from the reference (if it does), the pixels of
     its CPU chunks (``chunk_pixels``, see :func:`chunk_size`; ``None`` for code that parallelises the batch
     itself) and its per-image uint8 function for CPU batches, if it has one (``cpu_image_fn``, see the module
-    doc)."""
+    doc) and whether ``fn`` takes and returns the uint8 batch itself (``uint8_io``: for work on uint8 pixels, such
+    as a JPEG round trip, with no float round trip around it)."""
 
     name: str
     fn: TorchCorruptionFn
     note: str = ""
     chunk_pixels: int | None = CPU_CHUNK_PIXELS
     cpu_image_fn: CpuImageFn | None = None
+    uint8_io: bool = False
 
     def __call__(self, images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
         return corrupt_batch(self, images, severity, seeds)
@@ -66,7 +68,7 @@ class TorchCorruption:
 
 def register_torch_corruption(
     name: str, note: str = "", *, chunk_pixels: int | None = CPU_CHUNK_PIXELS,
-    cpu_image_fn: CpuImageFn | None = None,
+    cpu_image_fn: CpuImageFn | None = None, uint8_io: bool = False,
 ) -> Callable[[TorchCorruptionFn], TorchCorruptionFn]:
     """Decorator adding ``fn(images_0_255, severity, seeds)`` as the torch version of corruption ``name``."""
 
@@ -75,7 +77,7 @@ def register_torch_corruption(
             raise ValueError(f"torch corruption {name!r} is registered twice")
         if chunk_pixels is not None and chunk_pixels < 1:
             raise ValueError(f"chunk_pixels of {name!r} must be positive or None, got {chunk_pixels}")
-        TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note, chunk_pixels, cpu_image_fn)
+        TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note, chunk_pixels, cpu_image_fn, uint8_io)
         return fn
 
     return decorator
@@ -157,10 +159,15 @@ def chunk_size(images: torch.Tensor, chunk_pixels: int = CPU_CHUNK_PIXELS) -> in
 
 def _corrupt_chunk(corruption: TorchCorruption, images: torch.Tensor, severity: int,
                    seeds: torch.Tensor) -> torch.Tensor:
-    out = corruption.fn(images.float(), severity, seeds)
+    out = corruption.fn(images if corruption.uint8_io else images.float(), severity, seeds)
     if out.shape != images.shape:
         raise RuntimeError(f"torch corruption {corruption.name!r} changed the batch shape "
                            f"{tuple(images.shape)} -> {tuple(out.shape)}")
+    if corruption.uint8_io:
+        if out.dtype != torch.uint8:
+            raise RuntimeError(f"torch corruption {corruption.name!r} is registered with uint8_io but returned "
+                               f"{out.dtype}")
+        return out
     return out.clamp_(0, 255).to(torch.uint8)  # truncation, as np.uint8 does on the reference path
 
 
