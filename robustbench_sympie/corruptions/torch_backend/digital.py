@@ -217,7 +217,9 @@ def grid_sample_reflect(images: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor
     ``cy``, ``cx`` (B x H x W): ``grid_sample`` reflecting about the image edges (scipy's half-sample
     symmetric 'reflect'), the same values up to float32 rounding of the grid."""
     h, w = images.shape[-2:]
-    grid = torch.stack([(2 * cx + 1) / w - 1, (2 * cy + 1) / h - 1], -1).to(images.dtype)
+    grid = torch.empty((*cx.shape, 2), dtype=images.dtype, device=images.device)
+    for axis, (coord, size) in enumerate(((cx, w), (cy, h))):  # (2 c + 1) / size - 1 in float64, stored rounded
+        grid[..., axis] = coord.mul(2).add_(1).div_(size).sub_(1)  # (a stack of the two was 3x slower on the CPU)
     return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
                                            align_corners=False)
 
@@ -235,8 +237,7 @@ def elastic_transform(images: torch.Tensor, severity: int, seeds: torch.Tensor) 
     sigma = (h * 0.01, w * 0.01)
     noise = rng.uniform(seeds, (2, h, w), stream=1, device=dev, dtype=torch.float64) * (2 * max_d) - max_d
     field = (gaussian_filter(noise, sigma, "symmetric", truncate=3.0) * alpha).to(torch.float32)
-    dx, dy = field[:, 0].double(), field[:, 1].double()
     yy = torch.arange(h, device=dev, dtype=torch.float64).view(1, h, 1)
     xx = torch.arange(w, device=dev, dtype=torch.float64).view(1, 1, w)
-    out = grid_sample_reflect(images / 255.0, yy + dy, xx + dx)
+    out = grid_sample_reflect(images / 255.0, field[:, 1] + yy, field[:, 0] + xx)  # float64 sums
     return out.clamp_(0, 1) * 255
