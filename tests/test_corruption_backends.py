@@ -137,6 +137,63 @@ def test_a_failing_chunk_raises_and_restores_the_thread_count():
     assert torch.get_num_threads() == 2
 
 
+@pytest.mark.usefixtures("two_torch_threads")
+@pytest.mark.parametrize(("chunk_pixels", "expected"), [(2 * 100, [2, 2, 1]), (3 * 100, [3, 2]), (None, [5])])
+def test_cpu_chunks_follow_the_corruptions_chunk_pixels(chunk_pixels, expected):
+    """A corruption's own ``chunk_pixels`` sets the images per CPU chunk (None: the whole batch at once)."""
+    from robustbench_sympie.corruptions.torch_backend.base import TorchCorruption, corrupt_batch
+
+    seen: list[int] = []
+
+    def records_chunks(images, severity, seeds):
+        seen.append(images.shape[0])
+        return images + 1
+
+    out = corrupt_batch(TorchCorruption("rec", records_chunks, chunk_pixels=chunk_pixels),
+                        torch.zeros(5, 3, 10, 10, dtype=torch.uint8), 1, torch.arange(5))
+    assert sorted(seen, reverse=True) == expected
+    assert torch.equal(out, torch.ones(5, 3, 10, 10, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("chunk_pixels", [0, -4, 2.5, True])
+def test_chunk_pixels_must_be_a_positive_int(chunk_pixels):
+    from robustbench_sympie.corruptions.torch_backend.base import TorchCorruption
+
+    with pytest.raises(ValueError, match="chunk_pixels of torch corruption 'odd'"):
+        TorchCorruption("odd", lambda images, severity, seeds: images, chunk_pixels=chunk_pixels)
+
+
+@pytest.mark.usefixtures("two_torch_threads")
+def test_uint8_io_corruptions_take_and_return_uint8_in_chunks():
+    """``uint8_io``: the function gets the uint8 pixels (no float round trip), in CPU chunks like any other, and a
+    result of another dtype is an error that says what was expected."""
+    from robustbench_sympie.corruptions.torch_backend.base import TorchCorruption, corrupt_batch
+
+    seen: list[torch.dtype] = []
+
+    def inverts(images, severity, seeds):
+        seen.append(images.dtype)
+        return 255 - images
+
+    images = torch.randint(0, 256, (5, 3, 12, 12), dtype=torch.uint8)
+    out = corrupt_batch(TorchCorruption("inv", inverts, chunk_pixels=2 * 144, uint8_io=True), images, 1,
+                        torch.arange(5))
+    assert torch.equal(out, 255 - images) and seen == [torch.uint8] * 3
+
+    with pytest.raises(RuntimeError, match="must return uint8 on cpu, returned torch.float32"):
+        corrupt_batch(TorchCorruption("floats", lambda images, severity, seeds: images.float(), uint8_io=True),
+                      images, 1, torch.arange(5))
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "jpeg_compression", "pixelate", "fog"])
+def test_an_empty_batch_gives_an_empty_batch(name):
+    from robustbench_sympie.corruptions.torch_backend import get_torch_corruption
+
+    empty = torch.zeros(0, 3, 32, 32, dtype=torch.uint8)
+    out = get_torch_corruption(name)(empty, 2, torch.zeros(0, dtype=torch.int64))
+    assert out.shape == empty.shape and out.dtype == torch.uint8
+
+
 def test_a_per_image_cpu_function_that_changes_the_shape_is_an_error():
     import numpy as np
 

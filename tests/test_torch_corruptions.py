@@ -235,6 +235,18 @@ def test_batched_path_of_per_image_cpu_corruptions_matches_it(name, severity, cr
     assert not torch.equal(per_image, batch)  # the corruption did something
 
 
+@pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
+def test_cpu_jpeg_gives_pillows_pixels(severity, crops):
+    """jpeg_compression runs libjpeg through torchvision (on the CPU too): with this project's torchvision and
+    Pillow wheels its pixels are the reference's (Pillow's save/open) exactly. A failure here means the two
+    libraries' libjpeg builds differ, which the corruption's note allows but the fidelity table does not show."""
+    batch = _batch(crops)
+    out = tb.get_torch_corruption("jpeg_compression")(batch, severity, torch.zeros(len(crops), dtype=torch.int64))
+    reference = get_corruption("jpeg_compression")
+    for image, got in zip(crops, out.permute(0, 2, 3, 1).numpy(), strict=True):
+        assert np.array_equal(got, reference(image, severity, 0))
+
+
 def test_pool_threads_run_torch_single_threaded_and_leave_the_caller_alone():
     """The corruption pools' threads run torch on one thread each, set once when the pool starts (no per-call
     switching, which clears oneDNN's cache), and the caller's and new threads' counts are left as they were."""

@@ -4,7 +4,9 @@ A torch corruption is ``fn(images, severity, seeds) -> images`` where ``images``
 RGB values in [0, 255] (the reference code's scale), ``severity`` in 1..5 (one severity per call: the
 runner's batches belong to one cell) and ``seeds`` the per-sample int64 seeds from ``sample_seed``;
 it returns float values (any range). :func:`corrupt_batch` wraps it: uint8 in, uint8 out, clipped and
-truncated to uint8 exactly as ``imagecorruptions`` does (``np.uint8(np.clip(x, 0, 255))``).
+truncated to uint8 exactly as ``imagecorruptions`` does (``np.uint8(np.clip(x, 0, 255))``). A corruption
+registered with ``uint8_io`` (work on uint8 pixels, such as a JPEG round trip) instead takes the uint8 batch
+itself, which it must not modify, and returns a new uint8 batch on the same device.
 
 On the CPU, :func:`corrupt_batch` runs a corruption on chunks of a few images (:data:`CPU_CHUNK_PIXELS`)
 rather than on the whole batch at once: every corruption is per sample, so the pixels are the same, and the
@@ -62,6 +64,12 @@ class TorchCorruption:
     cpu_image_fn: CpuImageFn | None = None
     uint8_io: bool = False
 
+    def __post_init__(self) -> None:
+        chunk = self.chunk_pixels
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"chunk_pixels of torch corruption {self.name!r} must be a positive int or None, "
+                             f"got {chunk!r}")
+
     def __call__(self, images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
         return corrupt_batch(self, images, severity, seeds)
 
@@ -75,8 +83,6 @@ def register_torch_corruption(
     def decorator(fn: TorchCorruptionFn) -> TorchCorruptionFn:
         if name in TORCH_CORRUPTIONS:
             raise ValueError(f"torch corruption {name!r} is registered twice")
-        if chunk_pixels is not None and chunk_pixels < 1:
-            raise ValueError(f"chunk_pixels of {name!r} must be positive or None, got {chunk_pixels}")
         TORCH_CORRUPTIONS[name] = TorchCorruption(name, fn, note, chunk_pixels, cpu_image_fn, uint8_io)
         return fn
 
@@ -108,6 +114,8 @@ def corrupt_batch(corruption: TorchCorruption, images: torch.Tensor, severity: i
     seeds = torch.as_tensor(seeds, dtype=torch.int64)
     if seeds.shape != (images.shape[0],):
         raise ValueError(f"one seed per image expected: {images.shape[0]} images, seeds of shape {tuple(seeds.shape)}")
+    if images.shape[0] == 0:
+        return images.clone()
     if corruption.cpu_image_fn is not None and images.device.type == "cpu":
         return _corrupt_images_on_cpu(corruption.cpu_image_fn, images, severity)
     on_cpu_chunks = corruption.chunk_pixels is not None and images.device.type == "cpu"
@@ -164,9 +172,9 @@ def _corrupt_chunk(corruption: TorchCorruption, images: torch.Tensor, severity: 
         raise RuntimeError(f"torch corruption {corruption.name!r} changed the batch shape "
                            f"{tuple(images.shape)} -> {tuple(out.shape)}")
     if corruption.uint8_io:
-        if out.dtype != torch.uint8:
-            raise RuntimeError(f"torch corruption {corruption.name!r} is registered with uint8_io but returned "
-                               f"{out.dtype}")
+        if out.dtype != torch.uint8 or out.device != images.device:
+            raise RuntimeError(f"torch corruption {corruption.name!r} is registered with uint8_io: it must return "
+                               f"uint8 on {images.device}, returned {out.dtype} on {out.device}")
         return out
     return out.clamp_(0, 255).to(torch.uint8)  # truncation, as np.uint8 does on the reference path
 
