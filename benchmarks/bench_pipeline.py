@@ -62,6 +62,8 @@ def resnet50_random(weights=None) -> Classifier:
 CASES = (("identity", "efficientnet_lite0"), ("identity", "resnet50_random"), ("sympie", "resnet50_random"))
 FULL_GRID_IMAGES = 50_000
 GRID_CELLS = 76  # 15 corruptions x 5 severities + clean
+#: a suite run still going after this long dumps every thread's stack (and again every as long), to show a hang
+HANG_SECONDS = 300
 
 
 def suite_seconds(enhancer: str, model: str, backend: str, n_cells: int, args: argparse.Namespace,
@@ -75,8 +77,12 @@ def suite_seconds(enhancer: str, model: str, backend: str, n_cells: int, args: a
                              workers=args.workers, device=args.device, out=out, progress=False,
                              corruption_backend=backend, allow_untrained=True, records=False, decode=decode,
                              precision=precision, channels_last=channels_last)
+        faulthandler.dump_traceback_later(HANG_SECONDS, repeat=True)  # a run that hangs shows where it is
         start = time.perf_counter()
-        run_suite(config)
+        try:
+            run_suite(config)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         seconds = time.perf_counter() - start
     print(f"  {n_cells} cell(s) x {images or args.images} images: {seconds:.2f} s", flush=True)
     return seconds
@@ -188,7 +194,6 @@ def main(argv: list[str] | None = None) -> int:
                         "shared CPU, whose speed drifts between runs)")
     p.add_argument("--out", default=None, help="markdown file for the table")
     args = p.parse_args(argv)
-    faulthandler.dump_traceback_later(90, repeat=True)  # a run that hangs shows where, every 90 s
     rows = []
     for enhancer, model, backend, decode, precision, channels_last in variants(args):
         settings = precision + (" + channels-last" if channels_last else "")
