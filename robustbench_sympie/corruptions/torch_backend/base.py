@@ -141,22 +141,25 @@ def corrupt_batch(corruption: TorchCorruption, images: torch.Tensor, severity: i
 
 
 def _corrupt_images_on_cpu(fn: CpuImageFn, images: torch.Tensor, severity: int) -> torch.Tensor:
-    """``fn`` on each uint8 image of a CPU batch, the images spread over torch's threads."""
+    """``fn`` on each uint8 image of a CPU batch, the images dealt into one share per torch thread, one task each
+    (a task per image cost more than it saved: pixelate on 2 threads at batch 64 took 0.41-0.49 ms per image
+    that way, 0.32-0.35 with one task per thread)."""
     pixels = images.permute(0, 2, 3, 1).contiguous().numpy()  # B x H x W x 3
     out = np.empty_like(pixels)
 
-    def run(index: int) -> None:
-        result = fn(pixels[index], severity)
-        if result.shape != pixels.shape[1:]:
-            raise RuntimeError(f"cpu_image_fn changed an image's shape {pixels.shape[1:]} -> {result.shape}")
-        out[index] = result
+    def run(indices: range) -> None:
+        for index in indices:
+            result = fn(pixels[index], severity)
+            if result.shape != pixels.shape[1:]:
+                raise RuntimeError(f"cpu_image_fn changed an image's shape {pixels.shape[1:]} -> {result.shape}")
+            out[index] = result
 
     threads = min(torch.get_num_threads(), len(pixels))
     if threads > 1:
-        list(thread_pool(threads, "images").map(run, range(len(pixels))))
+        parts = [range(len(pixels))[part::threads] for part in range(threads)]
+        list(thread_pool(threads, "images").map(run, parts))
     else:
-        for index in range(len(pixels)):
-            run(index)
+        run(range(len(pixels)))
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
