@@ -53,8 +53,8 @@ CPU_CHUNK_PIXELS = 2 * 224 * 224
 class TorchCorruption:
     """A registered torch corruption, a note on how it departs from the reference (if it does), the pixels of
     its CPU chunks (``chunk_pixels``, see :func:`chunk_size`; ``None`` for code that parallelises the batch
-    itself) and its per-image uint8 function for CPU batches, if it has one (``cpu_image_fn``, see the module
-    doc) and whether ``fn`` takes and returns the uint8 batch itself (``uint8_io``: for work on uint8 pixels, such
+    itself), its per-image uint8 function for CPU batches, if it has one (``cpu_image_fn``, see the module
+    doc), and whether ``fn`` takes and returns the uint8 batch itself (``uint8_io``: for work on uint8 pixels, such
     as a JPEG round trip, with no float round trip around it)."""
 
     name: str
