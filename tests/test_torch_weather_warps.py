@@ -170,7 +170,7 @@ def test_motion_blur_layer_sums_alike_on_cpu_views_and_cuda_gathers() -> None:
 
 
 def test_spatter_steps_match_cv2() -> None:
-    """cv2.Canny exactly; cv2.distanceTransform(L2, 5) to 1e-3 by both the CPU scan and the relaxations."""
+    """cv2.Canny exactly; cv2.distanceTransform(L2, 5), truncated at 20, to 1e-3 by the relaxations."""
     cv2 = pytest.importorskip("cv2")
     gen = torch.Generator().manual_seed(0)
     noise = torch.randn(3, 1, SIZE, SIZE, generator=gen)
@@ -181,7 +181,6 @@ def test_spatter_steps_match_cv2() -> None:
     assert np.array_equal(edges[:, 0].numpy(), expected)
     ref = np.stack([cv2.distanceTransform(np.where(m, 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
                     for m in edges[:, 0].numpy()])
-    np.testing.assert_allclose(W.chamfer_distance_scan(edges)[:, 0].numpy(), ref, atol=1e-3)  # measured 8e-5
     np.testing.assert_allclose(W.chamfer_distance_relax(edges)[:, 0].numpy(), np.minimum(ref, 20), atol=1e-3)
 
 
