@@ -17,7 +17,7 @@ images: whole-batch passes were memory-bound, chunks of 4 images on both threads
 corruptions 2-3x faster (brightness 5.2 -> 2.0 ms per image, shot_noise 5.5 -> 2.3, elastic_transform 5.9 -> 2.3),
 and single-threaded chunks of 2 images, one per thread, about 1.2x faster again over the 15 benchmark corruptions.
 A corruption may register its own chunk size (``chunk_pixels``): fog's plasma is a fixed number of small operations
-per chunk, so it takes chunks of 8 images; motion_blur, whose CPU sums are per sample, chunks of 4.
+per chunk, so it takes chunks of 8 images; motion_blur and snow, whose CPU blur sums are per sample, chunks of 4.
 
 A corruption whose reference is one call of a C library per image (Pillow's BOX/NEAREST resizes) may also
 register ``cpu_image_fn``: on the CPU, :func:`corrupt_batch` then calls the library on each
