@@ -98,7 +98,7 @@ def two_torch_threads():
 
 @pytest.mark.usefixtures("two_torch_threads")
 @pytest.mark.parametrize("name", ["gaussian_noise", "glass_blur", "contrast", "elastic_transform", "brightness",
-                                  "fog", "snow", "motion_blur",  # fog, motion_blur: chunks of their own size
+                                  "fog", "snow", "motion_blur",  # chunks of their own size
                                   "jpeg_compression", "pixelate"])  # the last two: per-image library calls on threads
 def test_cpu_chunks_on_threads_give_the_single_thread_pixels(name):
     """CPU batches run in chunks (of the corruption's size), one per torch thread: the pixels equal a one-thread

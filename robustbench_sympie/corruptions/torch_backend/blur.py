@@ -243,6 +243,25 @@ def defocus_blur(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> to
 _MOTION = ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15))
 
 
+def motion_blur_taps(radius: int, sigma: float, angles_deg: torch.Tensor, h: int,
+                     w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The reference ``_motion_blur``'s taps for one angle per sample (``angles_deg``, shape B) on H x W images:
+    float64 weights ``k_i`` (a half Gaussian over ``2 radius + 1`` taps, 0 from the first shift that leaves the
+    image on, where the reference stops) and the shifts ``(dy_i, dx_i) = -ceil(i (sin, cos)(angle) - 0.5)``,
+    each ``B x (2 radius + 1)`` on the angles' device."""
+    width = radius * 2 + 1
+    i = torch.arange(width, dtype=torch.float64, device=angles_deg.device)
+    k = torch.exp(-(i ** 2) / (2 * sigma ** 2)) / (math.sqrt(2 * math.pi) * sigma)
+    k = k / k.sum()
+    theta = torch.deg2rad(angles_deg.to(torch.float64))
+    p0, p1 = width * torch.sin(theta), width * torch.cos(theta)
+    hyp = torch.hypot(p0, p1)
+    dy = -torch.ceil((i[None] * p0[:, None]) / hyp[:, None] - 0.5).long()
+    dx = -torch.ceil((i[None] * p1[:, None]) / hyp[:, None] - 0.5).long()
+    inside = ((dy.abs() < h) & (dx.abs() < w)).long().cumprod(dim=1).to(torch.float64)
+    return k[None] * inside, dy, dx
+
+
 def motion_blur_batch(x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor, *,
                       by_fft: bool | None = None) -> torch.Tensor:
     """The reference ``_motion_blur`` for a batch: sum_i k_i * shift(x, dx_i, dy_i) with edge-replicated
@@ -254,17 +273,7 @@ def motion_blur_batch(x: torch.Tensor, radius: int, sigma: float, angles_deg: to
     device)."""
     b, c, h, w = x.shape
     width = radius * 2 + 1
-    i = torch.arange(width, dtype=torch.float64, device=x.device)
-    k = torch.exp(-(i ** 2) / (2 * sigma ** 2)) / (math.sqrt(2 * math.pi) * sigma)
-    k = k / k.sum()
-    theta = torch.deg2rad(angles_deg.to(device=x.device, dtype=torch.float64))
-    p0, p1 = width * torch.sin(theta), width * torch.cos(theta)
-    hyp = torch.hypot(p0, p1)
-    dy = -torch.ceil((i[None] * p0[:, None]) / hyp[:, None] - 0.5).long()  # B x width
-    dx = -torch.ceil((i[None] * p1[:, None]) / hyp[:, None] - 0.5).long()
-    # the reference stops at the first shift that leaves the image
-    inside = ((dy.abs() < h) & (dx.abs() < w)).long().cumprod(dim=1).to(torch.float64)
-    weights = k[None] * inside
+    weights, dy, dx = motion_blur_taps(radius, sigma, angles_deg.to(x.device), h, w)
     if by_fft is None:
         by_fft = x.device.type != "cpu"
     if not by_fft:  # the reference's sum of shifted copies

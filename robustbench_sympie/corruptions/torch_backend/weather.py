@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from . import rng
 from .base import conv2d, register_torch_corruption
-from .blur import gathered_sum, shifted_view_sum
+from .blur import gathered_sum, motion_blur_taps, shifted_view_sum
 
 # -- shared helpers -------------------------------------------------------------------------------------------------
 
@@ -87,22 +87,12 @@ def motion_blur_layer(layer: torch.Tensor, radius: int, sigma: float, angle_deg:
     CPU, where a gather's index arithmetic costs more than the sum, each tap of each sample adds a shifted view
     of its padded layer (3x faster on 2-image chunks; the same sums up to float32 rounding).
     """
-    b, _, h, w = layer.shape
-    dev = layer.device
+    h, w = layer.shape[-2:]
     width = 2 * radius + 1
-    kx = torch.arange(width, dtype=torch.float64)
-    kernel = torch.exp(-kx ** 2 / (2 * sigma ** 2)) / (math.sqrt(2 * math.pi) * sigma)
-    kernel = (kernel / kernel.sum()).to(dev)
-    rad = angle_deg.to(dev, torch.float64) * (math.pi / 180.0)
-    p0, p1 = width * torch.sin(rad), width * torch.cos(rad)
-    hyp = torch.hypot(p0, p1)
-    i = torch.arange(width, device=dev, dtype=torch.float64)[None, :]
-    dy = -torch.ceil(i * p0[:, None] / hyp[:, None] - 0.5).long()  # B x width
-    dx = -torch.ceil(i * p1[:, None] / hyp[:, None] - 0.5).long()
-    valid = torch.cumprod(((dy.abs() < h) & (dx.abs() < w)).long(), dim=1).to(layer.dtype)
-    weights = kernel.to(layer.dtype)[None, :] * valid
+    weights, dy, dx = motion_blur_taps(radius, sigma, angle_deg.to(layer.device), h, w)
+    weights = weights.to(layer.dtype)
     padded = F.pad(layer, (width, width, width, width), mode="replicate")
-    weighted_sum = shifted_view_sum if dev.type == "cpu" else gathered_sum
+    weighted_sum = shifted_view_sum if layer.device.type == "cpu" else gathered_sum
     return weighted_sum(padded, weights, width - dy, width - dx, h, w)
 
 
