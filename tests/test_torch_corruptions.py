@@ -149,12 +149,30 @@ def test_glass_loop_matches_sequential_reference_loop():
     for b in range(2):
         x = np.arange(h * w).reshape(h, w, 1).repeat(2, axis=2)  # views: the reference's tuple "swap"
         for it in range(iterations):
-            d = rng.randint(seeds[b:b + 1], -delta, delta, (2, h * w), stream=1 + it)[0].view(2, h, w)
+            d = torch.stack(tblur.glass_offsets(seeds[b:b + 1], h * w, delta, 1 + it, "cpu"))[:, 0].view(2, h, w)
             for hh in range(h - delta, delta, -1):
                 for ww in range(w - delta, delta, -1):
                     dy, dx = int(d[0, hh, ww]), int(d[1, hh, ww])
                     x[hh, ww], x[hh + dy, ww + dx] = x[hh + dy, ww + dx], x[hh, ww]
         assert np.array_equal(x[..., 0].reshape(-1), sources[b].numpy())
+
+
+@pytest.mark.parametrize("delta", [1, 2, 3, 4])
+def test_glass_offsets_are_uniform_and_independent(delta):
+    """Every (dy, dx) pair of [-delta, delta)^2 about equally often (chi-square), per-sample streams."""
+    seeds = torch.arange(8)
+    dy, dx = tblur.glass_offsets(seeds, 20000, delta, 1, "cpu")
+    assert dy.dtype == dx.dtype == torch.int32 and dy.shape == dx.shape == (8, 20000)
+    assert int(dy.min()) == int(dx.min()) == -delta and int(dy.max()) == int(dx.max()) == delta - 1
+    span = 2 * delta
+    counts = torch.bincount(((dy + delta) * span + (dx + delta)).reshape(-1).long(), minlength=span * span).double()
+    expected = dy.numel() / span ** 2
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    dof = span ** 2 - 1
+    assert chi2 < dof + 6 * math.sqrt(2 * dof)  # about 4 standard deviations of the chi-square
+    again = tblur.glass_offsets(seeds[3:5], 20000, delta, 1, "cpu")
+    assert torch.equal(again[0], dy[3:5]) and torch.equal(again[1], dx[3:5])
+    assert not torch.equal(dy[0], dy[1])
 
 
 def test_elastic_resampling_matches_scipy_map_coordinates():
@@ -190,10 +208,12 @@ def test_deterministic_matches_reference_on_small_non_square(name, crops):
     assert mad <= DETERMINISTIC[name], f"{name}: mean abs diff {mad:.4f}"
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("c", [60, 12, 3])
-def test_poisson_inverse_cdf_matches_brute_force_count(c):
+def test_poisson_inverse_cdf_matches_brute_force_count(c, dtype):
     """The guide table (settled bins read directly, unsettled ones stepped) gives #{k : CDF_k <= u} exactly,
-    including uniforms on and just below the tabulated CDF values and at the ends of [0, 1)."""
+    including uniforms on and just below the tabulated CDF values and at the ends of [0, 1), in float64 and in
+    float32 (shot_noise's uniforms)."""
     from robustbench_sympie.corruptions.torch_backend import noise as tnoise
 
     cdf, _, kmax, _ = tnoise._poisson_tables(c, "cpu")
@@ -205,12 +225,18 @@ def test_poisson_inverse_cdf_matches_brute_force_count(c):
                    torch.nextafter(on_step, torch.zeros_like(on_step)),
                    torch.tensor([0.0, 1 - 2.0**-53], dtype=torch.float64).repeat(10000)])
     level = torch.cat([level, level, level, level])
-    expected = (cdf[level] <= u[:, None]).sum(1)
+    if dtype == torch.float32:  # the float32 values nearest the steps, and the float32 ones just below them
+        step32 = on_step.float().clamp(max=1 - 2.0**-24)
+        u = torch.cat([u[:20000].float().clamp(max=1 - 2.0**-24), step32, torch.nextafter(step32, torch.zeros(1)),
+                       torch.tensor([0.0, 1 - 2.0**-24]).repeat(10000)])
+    assert u.dtype == dtype
+    expected = (cdf[level] <= u.double()[:, None]).sum(1)
     assert torch.equal(tnoise.poisson_from_uniform(level, u, c).long(), expected)
 
 
 def test_randint_int32_blocks_hold_the_int64_numbers():
-    """glass_blur draws its offsets as int32; they must be the int64 stream's numbers (torch's 32-bit draw)."""
+    """int32 draws must be the int64 stream's numbers (torch's 32-bit draw): a corruption's numbers must not depend
+    on the integer type it keeps them in."""
     seeds = torch.tensor([3, 2**40 + 7, 12345678901])
     for low, high in ((-1, 1), (-4, 4), (0, 255)):
         wide = rng.randint(seeds, low, high, (2, 5000), stream=2)

@@ -51,7 +51,7 @@ def _poisson_tables(c: int, device_str: str) -> tuple[torch.Tensor, torch.Tensor
     logpmf = torch.special.xlogy(k[None, :], lam[:, None]) - lam[:, None] - torch.lgamma(k + 1)[None, :]
     cdf = torch.cumsum(logpmf.exp(), dim=1).clamp_(max=1.0)
     cdf[:, -1] = 1.0  # the search always stops inside the table
-    bins = _GUIDE_BINS * kmax
+    bins = 1 << (_GUIDE_BINS * kmax - 1).bit_length()  # a power of two: u * bins is exact (float32 or float64)
     edges = torch.arange(bins + 1, dtype=torch.float64) / bins
     first = torch.searchsorted(cdf, edges.expand(256, -1).contiguous(), right=True)
     settled = first[:, 1:] == first[:, :-1]
@@ -61,9 +61,9 @@ def _poisson_tables(c: int, device_str: str) -> tuple[torch.Tensor, torch.Tensor
 
 
 def poisson_from_uniform(level: torch.Tensor, u: torch.Tensor, c: int) -> torch.Tensor:
-    """Poisson(level / 255 * c) draws by inverse CDF, ``level`` integer grey levels, ``u`` float64 uniforms:
-    the count of k with CDF_k <= u (int32), read from the guide table, plus a few batched steps for the draws
-    whose bin holds a CDF step."""
+    """Poisson(level / 255 * c) draws by inverse CDF, ``level`` integer grey levels, ``u`` float32 or float64
+    uniforms: the count of k with CDF_k <= u (int32, exact: ``u`` is compared in float64), read from the guide
+    table, plus a few batched steps for the draws whose bin holds a CDF step."""
     cdf, guide, kmax, bins = _poisson_tables(c, str(level.device))
     shape = level.shape
     level, u = level.reshape(-1).to(torch.int32), u.reshape(-1)
@@ -84,11 +84,13 @@ def poisson_from_uniform(level: torch.Tensor, u: torch.Tensor, c: int) -> torch.
 
 @register_torch_corruption(
     "shot_noise",
-    note="Poisson draws by exact inverse CDF from per-sample uniforms (tabulated per grey level); "
+    note="Poisson draws by exact inverse CDF from per-sample float32 uniforms (tabulated per grey level); "
          "same distribution as numpy's poisson, different numbers.")
 def shot_noise(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     c = _SHOT[severity - 1]
-    u = rng.uniform(seeds, tuple(images.shape[1:]), stream=1, device=images.device, dtype=torch.float64)
+    # float32 uniforms (multiples of 2^-24: each count's probability within 2^-24 of Poisson's): one 32-bit word
+    # per value where float64 takes two, which made the draws half of shot_noise's time on the CPU
+    u = rng.uniform(seeds, tuple(images.shape[1:]), stream=1, device=images.device)
     counts = poisson_from_uniform(images.round().to(torch.int32), u, c)
     return (counts.to(torch.float32) / float(c)).clamp_(0, 1) * 255
 

@@ -87,3 +87,10 @@ def randint(seeds, low: int, high: int, shape: tuple[int, ...], stream: int = 0,
     """``B x *shape`` integers in [low, high), block ``b`` a function of ``seeds[b]`` and ``stream``
     (int64 and int32 blocks hold the same numbers: torch draws one 32-bit word per value for ranges < 2^32)."""
     return _draw(seeds, shape, stream, device, dtype, lambda block, g: block.random_(low, high, generator=g))
+
+
+def bits31(seeds, shape: tuple[int, ...], stream: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``B x *shape`` int32 values of 31 random bits each (uniform in [0, 2^31)), block ``b`` a function of
+    ``seeds[b]`` and ``stream`` only: one 32-bit generator word per value, to be split into narrower fields
+    (several small integers per word cost less than one :func:`randint` draw each)."""
+    return _draw(seeds, shape, stream, device, torch.int32, lambda block, g: block.random_(generator=g))
