@@ -157,11 +157,14 @@ def test_glass_loop_matches_sequential_reference_loop():
         assert np.array_equal(x[..., 0].reshape(-1), sources[b].numpy())
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])])
 @pytest.mark.parametrize("delta", [1, 2, 3, 4])
-def test_glass_offsets_are_uniform_and_independent(delta):
+def test_glass_offsets_are_uniform_and_independent(delta, device):
     """Every (dy, dx) pair of [-delta, delta)^2 about equally often (chi-square), per-sample streams."""
     seeds = torch.arange(8)
-    dy, dx = tblur.glass_offsets(seeds, 20000, delta, 1, "cpu")
+    dy, dx = tblur.glass_offsets(seeds, 20000, delta, 1, device)
+    dy, dx = dy.cpu(), dx.cpu()
     assert dy.dtype == dx.dtype == torch.int32 and dy.shape == dx.shape == (8, 20000)
     assert int(dy.min()) == int(dx.min()) == -delta and int(dy.max()) == int(dx.max()) == delta - 1
     span = 2 * delta
@@ -169,8 +172,8 @@ def test_glass_offsets_are_uniform_and_independent(delta):
     expected = dy.numel() / span ** 2
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     dof = span ** 2 - 1
-    assert chi2 < dof + 6 * math.sqrt(2 * dof)  # about 4 standard deviations of the chi-square
-    again = tblur.glass_offsets(seeds[3:5], 20000, delta, 1, "cpu")
+    assert chi2 < dof + 4 * math.sqrt(2 * dof)  # 4 standard deviations of the chi-square (measured: below 0)
+    again = [part.cpu() for part in tblur.glass_offsets(seeds[3:5], 20000, delta, 1, device)]
     assert torch.equal(again[0], dy[3:5]) and torch.equal(again[1], dx[3:5])
     assert not torch.equal(dy[0], dy[1])
 
@@ -225,10 +228,12 @@ def test_poisson_inverse_cdf_matches_brute_force_count(c, dtype):
                    torch.nextafter(on_step, torch.zeros_like(on_step)),
                    torch.tensor([0.0, 1 - 2.0**-53], dtype=torch.float64).repeat(10000)])
     level = torch.cat([level, level, level, level])
-    if dtype == torch.float32:  # the float32 values nearest the steps, and the float32 ones just below them
+    if dtype == torch.float32:  # the float32 values nearest the steps, and the float32 ones on either side
         step32 = on_step.float().clamp(max=1 - 2.0**-24)
-        u = torch.cat([u[:20000].float().clamp(max=1 - 2.0**-24), step32, torch.nextafter(step32, torch.zeros(1)),
-                       torch.tensor([0.0, 1 - 2.0**-24]).repeat(10000)])
+        u = torch.cat([torch.nextafter(step32, torch.ones(1)).clamp(max=1 - 2.0**-24), step32,
+                       torch.nextafter(step32, torch.zeros(1)), torch.tensor([0.0, 1 - 2.0**-24]).repeat(10000),
+                       u[:20000].float().clamp(max=1 - 2.0**-24)])
+        level = torch.cat([level, level[:20000]])
     assert u.dtype == dtype
     expected = (cdf[level] <= u.double()[:, None]).sum(1)
     assert torch.equal(tnoise.poisson_from_uniform(level, u, c).long(), expected)

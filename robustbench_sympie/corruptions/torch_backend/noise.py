@@ -88,8 +88,8 @@ def poisson_from_uniform(level: torch.Tensor, u: torch.Tensor, c: int) -> torch.
          "same distribution as numpy's poisson, different numbers.")
 def shot_noise(images: torch.Tensor, severity: int, seeds: torch.Tensor) -> torch.Tensor:
     c = _SHOT[severity - 1]
-    # float32 uniforms (multiples of 2^-24: each count's probability within 2^-24 of Poisson's): one 32-bit word
-    # per value where float64 takes two, which made the draws half of shot_noise's time on the CPU
+    # float32 uniforms (on the CPU multiples of 2^-24: each count's probability within 2^-24 of Poisson's): one
+    # 32-bit word per value where float64 takes two, which made the draws half of shot_noise's time on the CPU
     u = rng.uniform(seeds, tuple(images.shape[1:]), stream=1, device=images.device)
     counts = poisson_from_uniform(images.round().to(torch.int32), u, c)
     return (counts.to(torch.float32) / float(c)).clamp_(0, 1) * 255
