@@ -265,23 +265,35 @@ def motion_blur_taps(radius: int, sigma: float, angles_deg: torch.Tensor, h: int
     return k[None] * inside, dy, dx
 
 
+def motion_blur_by_shifts(x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor) -> torch.Tensor:
+    """The reference ``_motion_blur`` as the reference computes it, a weighted sum of edge-replicated shifted copies
+    (in ``x``'s dtype where the reference sums in float64), one angle per sample (``angles_deg``, shape B). Every
+    shift is shorter than ``width``, so each copy is a window of ``x`` padded by ``width`` with replicated edges:
+    on the CPU a shifted view per tap and sample (:func:`shifted_view_sum`), elsewhere one flat gather over the
+    batch per tap (:func:`gathered_sum`)."""
+    h, w = x.shape[-2:]
+    width = radius * 2 + 1
+    weights, dy, dx = motion_blur_taps(radius, sigma, angles_deg.to(x.device), h, w)
+    padded = pad2d(x, width, width, "replicate")
+    weighted_sum = shifted_view_sum if x.device.type == "cpu" else gathered_sum
+    return weighted_sum(padded, weights.to(x.dtype), width - dy, width - dx, h, w)
+
+
 def motion_blur_batch(x: torch.Tensor, radius: int, sigma: float, angles_deg: torch.Tensor, *,
                       by_fft: bool | None = None) -> torch.Tensor:
     """The reference ``_motion_blur`` for a batch: sum_i k_i * shift(x, dx_i, dy_i) with edge-replicated
     shifts, one angle per sample (``angles_deg`` float64 of shape B).
 
-    On the CPU as the reference computes it, a sum of shifted copies (views of the padded batch, in float32
-    where the reference sums in float64), which on 2-image chunks on 2 threads ran 2x faster than the FFT;
-    elsewhere one FFT correlation of the batch with each sample's kernel (``by_fft`` picks one way on any
-    device)."""
+    On the CPU by shifted copies (:func:`motion_blur_by_shifts`), which on 2-image chunks on 2 threads ran 2x
+    faster than the FFT; elsewhere one FFT correlation of the batch with each sample's kernel (``by_fft`` picks
+    one way on any device)."""
+    if by_fft is None:
+        by_fft = x.device.type != "cpu"
+    if not by_fft:
+        return motion_blur_by_shifts(x, radius, sigma, angles_deg)
     b, c, h, w = x.shape
     width = radius * 2 + 1
     weights, dy, dx = motion_blur_taps(radius, sigma, angles_deg.to(x.device), h, w)
-    if by_fft is None:
-        by_fft = x.device.type != "cpu"
-    if not by_fft:  # the reference's sum of shifted copies
-        padded = pad2d(x, width, width, "replicate")
-        return shifted_view_sum(padded, weights.to(x.dtype), width - dy, width - dx, h, w)
     # shifted(x)[n] = x[clamp(n - d)]: correlation with a kernel holding k_i at offset -d_i
     pad = width
     kern = torch.zeros((b, 2 * pad + 1, 2 * pad + 1), dtype=torch.float64, device=x.device)

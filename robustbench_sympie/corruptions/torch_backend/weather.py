@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from . import rng
 from .base import conv2d, register_torch_corruption
-from .blur import gathered_sum, motion_blur_taps, shifted_view_sum
+from .blur import motion_blur_by_shifts
 
 # -- shared helpers -------------------------------------------------------------------------------------------------
 
@@ -80,20 +80,10 @@ def motion_blur_layer(layer: torch.Tensor, radius: int, sigma: float, angle_deg:
 
     ``sum_i k_i * layer[clamp(y - dy_i), clamp(x - dx_i)]`` with ``k`` a half Gaussian over ``2 radius + 1``
     taps and ``(dy_i, dx_i) = -ceil(i (sin, cos)(angle) - 0.5)``; edge pixels are replicated (the reference's
-    ``shift``), and taps stop once a shift reaches the image size (its ``break``).
-
-    Every shift is shorter than ``width``, so the clamped source ``(y - dy, x - dx)`` is that position of the
-    layer padded by ``width`` with replicated edges. On CUDA each tap is one flat gather over the batch; on the
-    CPU, where a gather's index arithmetic costs more than the sum, each tap of each sample adds a shifted view
-    of its padded layer (3x faster on 2-image chunks; the same sums up to float32 rounding).
+    ``shift``), and taps stop once a shift reaches the image size (its ``break``): motion_blur's own sum of
+    shifted copies (:func:`.blur.motion_blur_by_shifts`: views on the CPU, flat gathers on other devices).
     """
-    h, w = layer.shape[-2:]
-    width = 2 * radius + 1
-    weights, dy, dx = motion_blur_taps(radius, sigma, angle_deg.to(layer.device), h, w)
-    weights = weights.to(layer.dtype)
-    padded = F.pad(layer, (width, width, width, width), mode="replicate")
-    weighted_sum = shifted_view_sum if layer.device.type == "cpu" else gathered_sum
-    return weighted_sum(padded, weights, width - dy, width - dx, h, w)
+    return motion_blur_by_shifts(layer, radius, sigma, angle_deg)
 
 
 def snow_from(images: torch.Tensor, severity: int, noise: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
