@@ -60,6 +60,46 @@ def _reference_one(args: tuple[str, int, int, int]) -> np.ndarray:
     return get_corruption(name)(_WORKER_IMAGES[index], severity, seed)
 
 
+def render_reference(pool, workers: int, name: str, severity: int, seeds: list[int]) -> tuple[np.ndarray, float]:
+    """The reference rendering of every pool image (``N x H x W x 3``) and its seconds."""
+    start = time.perf_counter()
+    out = np.stack(pool.map(_reference_one, [(name, i, severity, s) for i, s in enumerate(seeds)],
+                            chunksize=max(1, len(seeds) // (4 * workers))))
+    return out, time.perf_counter() - start
+
+
+def render_torch(fn, clean: np.ndarray, severity: int, seeds: list[int], device, batch_size: int
+                 ) -> tuple[np.ndarray, float]:
+    """The torch backend's rendering of ``clean`` in batches on ``device`` (``N x H x W x 3`` uint8) and its
+    seconds."""
+    import torch
+
+    from robustbench_sympie.corruptions.torch_backend.base import corrupt_batch
+
+    start = time.perf_counter()
+    outs = []
+    for b in range(0, len(clean), batch_size):
+        batch = torch.from_numpy(clean[b:b + batch_size]).permute(0, 3, 1, 2).to(device)
+        out = corrupt_batch(fn, batch, severity, torch.tensor(seeds[b:b + batch_size], dtype=torch.int64))
+        outs.append(out.permute(0, 2, 3, 1).cpu().numpy())
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return np.concatenate(outs), time.perf_counter() - start
+
+
+def top1_flags(model, images_u8: np.ndarray, labels, device, batch_size: int) -> np.ndarray:
+    """Whether ``model``'s top-1 class is the label, per image (``N x H x W x 3`` uint8 in, bool array out)."""
+    import torch
+
+    flags = []
+    with torch.no_grad():
+        for start in range(0, len(images_u8), batch_size):
+            chunk = torch.from_numpy(images_u8[start:start + batch_size]).permute(0, 3, 1, 2)
+            logits = model(chunk.to(device).float() / 255.0)
+            flags.append((logits.argmax(1).cpu() == labels[start:start + len(chunk)]).numpy())
+    return np.concatenate(flags)
+
+
 # -- statistics --------------------------------------------------------------------------------------------------------
 
 
@@ -188,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     import robustbench_sympie.corruptions.colour_warps  # noqa: F401
     import robustbench_sympie.corruptions.imagenet_c  # noqa: F401
     from robustbench_sympie.corruptions import get_corruption, sample_seed
-    from robustbench_sympie.corruptions.torch_backend.base import corrupt_batch
     from robustbench_sympie.imageio import Preprocess, evenly_spaced, load_rgb, scan_image_folder
     from robustbench_sympie.models import create_model
 
@@ -210,14 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model = create_model("efficientnet_lite0").eval().to(device)
 
-    @torch.no_grad()
     def correct(images_u8: np.ndarray) -> np.ndarray:
-        flags = []
-        for start in range(0, len(images_u8), args.batch_size):
-            chunk = torch.from_numpy(images_u8[start:start + args.batch_size]).permute(0, 3, 1, 2)
-            logits = model(chunk.to(device).float() / 255.0)
-            flags.append((logits.argmax(1).cpu() == labels[start:start + len(chunk)]).numpy())
-        return np.concatenate(flags)
+        return top1_flags(model, images_u8, labels, device, args.batch_size)
 
     clean_top1 = 100.0 * correct(clean).mean()
     cells: list[Cell] = []
@@ -239,21 +272,9 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(done[(name, severity)])
                     continue
                 seeds = [sample_seed(r.image_id, name, severity, 0) for r in records]
-                start = time.perf_counter()
-                ref = np.stack(pool.map(_reference_one, [(name, i, severity, s) for i, s in enumerate(seeds)],
-                                        chunksize=max(1, len(records) // (4 * args.workers))))
-                seconds_ref = time.perf_counter() - start
-                start = time.perf_counter()
-                outs = []
-                for b in range(0, len(records), args.batch_size):
-                    batch = torch.from_numpy(clean[b:b + args.batch_size]).permute(0, 3, 1, 2).to(device)
-                    out = corrupt_batch(torch_corruptions[name], batch, severity,
-                                        torch.tensor(seeds[b:b + args.batch_size], dtype=torch.int64))
-                    outs.append(out.permute(0, 2, 3, 1).cpu().numpy())
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                seconds_torch = time.perf_counter() - start
-                tor = np.concatenate(outs)
+                ref, seconds_ref = render_reference(pool, args.workers, name, severity, seeds)
+                tor, seconds_torch = render_torch(torch_corruptions[name], clean, severity, seeds, device,
+                                                  args.batch_size)
                 ok_ref, ok_torch = correct(ref), correct(tor)
                 diff, low, high, p = paired_difference(ok_torch, ok_ref)
                 cell = Cell(name, severity, bool(deterministic), float(psnr(ref, clean).mean()),
