@@ -176,21 +176,26 @@ def _append_csv(path: str, cell: Cell) -> None:
 # -- main --------------------------------------------------------------------------------------------------------------
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options this script shares with ``fidelity_redraws.py``: images, severities, batch, device, workers."""
     default_root = (REPO_ROOT / ".." / "shared" / "data" / "imagenet-sample").resolve()
     parser.add_argument("--data-root", default=str(default_root),
                         help="clean ImageNet-style image folder (default: ../shared/data/imagenet-sample)")
     parser.add_argument("--limit", type=int, default=None, help="evenly spaced subset of this many images")
     parser.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--workers", type=int, default=2, help="processes rendering the reference")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
     parser.add_argument("--corruptions", default="benchmark",
                         help="comma-separated corruptions or groups (default: the 15 benchmark corruptions)")
     parser.add_argument("--out", default=str(REPO_ROOT / "leaderboards" / "corruption_fidelity.md"))
     parser.add_argument("--csv", default=None, help="also write the cells as CSV here, one row as each cell "
                         "finishes; a rerun with the same images resumes from the cells already there")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--workers", type=int, default=2, help="processes rendering the reference")
     return parser.parse_args(argv)
 
 

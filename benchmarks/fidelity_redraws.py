@@ -30,8 +30,6 @@ from pathlib import Path
 import corruption_fidelity as fidelity  # this script's folder is on sys.path when it runs
 import numpy as np
 
-REPO_ROOT = fidelity.REPO_ROOT
-
 
 @dataclass
 class RedrawCell:
@@ -89,18 +87,11 @@ def _save_cached(path: Path, image_ids: list[str], reference: np.ndarray, torch_
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_root = (REPO_ROOT / ".." / "shared" / "data" / "imagenet-sample").resolve()
-    parser.add_argument("--data-root", default=str(default_root),
-                        help="clean ImageNet-style image folder (default: ../shared/data/imagenet-sample)")
-    parser.add_argument("--limit", type=int, default=None, help="evenly spaced subset of this many images")
+    fidelity.add_common_arguments(parser)
     parser.add_argument("--corruptions", required=True, help="comma-separated corruptions or groups")
-    parser.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated run seeds (at least two)")
     parser.add_argument("--out", required=True, help="markdown file for the table")
     parser.add_argument("--cache", default=None, help="folder for each finished (cell, seed); a rerun resumes")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--workers", type=int, default=2, help="processes rendering the reference")
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if len(args.seeds) < 2 or len(set(args.seeds)) != len(args.seeds):
@@ -210,7 +201,8 @@ def markdown(cells: list[RedrawCell], command: str, platform: str, n_images: int
         single = [t - r for c in cells
                   for t, r in zip(c.top1(c.correct_torch), c.top1(c.correct_reference), strict=True)]
         redraws = [r for c in cells for r in c.redraws()]
-        lines += ["", f"**Summary**: over {len(cells)} cells the pooled diff averages {np.mean(pooled):+.2f} points; "
+        cells_text = f"{len(cells)} cell" + ("s" if len(cells) != 1 else "")
+        lines += ["", f"**Summary**: over {cells_text} the pooled diff averages {np.mean(pooled):+.2f} points; "
                       f"{sum(abs(d) <= fidelity.DIFF_TARGET_POINTS for d in pooled)}/{len(cells)} pooled diffs are "
                       f"within ±{fidelity.DIFF_TARGET_POINTS:g} points, against "
                       f"{sum(abs(d) <= fidelity.DIFF_TARGET_POINTS for d in single)}/{len(single)} single-seed diffs. "
