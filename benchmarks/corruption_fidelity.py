@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -226,33 +227,62 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+@dataclass
+class FidelityInputs:
+    """What both fidelity scripts set up from their common options: the cells to run, the images, the model."""
+
+    device: Any
+    severities: list[int]
+    names: list[str]
+    torch_corruptions: dict
+    records: list
+    clean: np.ndarray
+    labels: Any
+    model: Any
+
+
+def load_inputs(args: argparse.Namespace) -> FidelityInputs:
+    """Validate ``args.corruptions`` (did-you-mean on unknown names), load the images and efficientnet_lite0."""
     import torch
 
     import robustbench_sympie.corruptions.colour_warps  # noqa: F401
     import robustbench_sympie.corruptions.imagenet_c  # noqa: F401
-    from robustbench_sympie.corruptions import get_corruption, sample_seed
+    from robustbench_sympie.corruptions import get_corruption
     from robustbench_sympie.imageio import Preprocess, evenly_spaced, load_rgb, scan_image_folder
     from robustbench_sympie.models import create_model
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    severities = [int(s) for s in args.severities.split(",") if s.strip()]
     names = _corruption_names(args.corruptions)
     for name in names:
         get_corruption(name)  # unknown names fail here, with a did-you-mean
-    torch_corruptions = _load_torch_backend()
-    missing = [n for n in names if n not in torch_corruptions]
-    present = [n for n in names if n in torch_corruptions]
-
     records = evenly_spaced(scan_image_folder(args.data_root), args.limit)
     preprocess = Preprocess(256, 224)
-    clean = np.stack([preprocess(load_rgb(r.path)) for r in records])
-    labels = torch.tensor([r.label for r in records])
+    return FidelityInputs(
+        device=device,
+        severities=[int(s) for s in args.severities.split(",") if s.strip()],
+        names=names,
+        torch_corruptions=_load_torch_backend(),
+        records=records,
+        clean=np.stack([preprocess(load_rgb(r.path)) for r in records]),
+        labels=torch.tensor([r.label for r in records]),
+        model=create_model("efficientnet_lite0").eval().to(device),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    import torch
+
+    from robustbench_sympie.corruptions import get_corruption, sample_seed
+
+    inputs = load_inputs(args)
+    device, severities, names, torch_corruptions = inputs.device, inputs.severities, inputs.names, \
+        inputs.torch_corruptions
+    records, clean, labels, model = inputs.records, inputs.clean, inputs.labels, inputs.model
+    missing = [n for n in names if n not in torch_corruptions]
+    present = [n for n in names if n in torch_corruptions]
     print(f"{len(records)} images from {args.data_root}; device {device}; {len(present)} corruptions with a torch "
           f"version, {len(missing)} without", flush=True)
-
-    model = create_model("efficientnet_lite0").eval().to(device)
 
     def correct(images_u8: np.ndarray) -> np.ndarray:
         return top1_flags(model, images_u8, labels, device, args.batch_size)

@@ -103,28 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     import torch
 
-    import robustbench_sympie.corruptions.colour_warps  # noqa: F401
-    import robustbench_sympie.corruptions.imagenet_c  # noqa: F401
-    from robustbench_sympie.corruptions import get_corruption, sample_seed
-    from robustbench_sympie.imageio import Preprocess, evenly_spaced, load_rgb, scan_image_folder
-    from robustbench_sympie.models import create_model
+    from robustbench_sympie.corruptions import sample_seed
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    severities = [int(s) for s in args.severities.split(",") if s.strip()]
-    names = fidelity._corruption_names(args.corruptions)
-    for name in names:
-        get_corruption(name)  # unknown names fail here, with a did-you-mean
-    torch_corruptions = fidelity._load_torch_backend()
-    lacking = [n for n in names if n not in torch_corruptions]
+    inputs = fidelity.load_inputs(args)
+    lacking = [n for n in inputs.names if n not in inputs.torch_corruptions]
     if lacking:
         raise SystemExit(f"no torch version registered for {', '.join(lacking)}")
-
-    records = evenly_spaced(scan_image_folder(args.data_root), args.limit)
+    device, names, severities = inputs.device, inputs.names, inputs.severities
+    records, clean, labels, model = inputs.records, inputs.clean, inputs.labels, inputs.model
+    torch_corruptions = inputs.torch_corruptions
     image_ids = [r.image_id for r in records]
-    preprocess = Preprocess(256, 224)
-    clean = np.stack([preprocess(load_rgb(r.path)) for r in records])
-    labels = torch.tensor([r.label for r in records])
-    model = create_model("efficientnet_lite0").eval().to(device)
     cache = Path(args.cache) if args.cache else None
     print(f"{len(records)} images from {args.data_root}; device {device}; seeds {args.seeds}", flush=True)
 
