@@ -8,6 +8,7 @@
 # limit (all within BUDGET_S seconds, default 570), and write under OUT: all.log (everything, the environment
 # first), pipeline_cuda.md, pipeline_cuda_reference.md, corruptions_cuda.md, speed_settings_cost.md, fidelity_cuda.md/.csv (7 files).
 # SMOKE=1 shrinks every step (a dry run on a CPU machine).
+# benchmarks/prepare_device_carry.sh makes .whl and .device_data/sample here (carry both to the machine).
 set -u
 OUT=${OUT:-gpu_out}
 DATA=${DATA:-.device_data/sample}
