@@ -15,6 +15,7 @@ import contextlib
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -112,10 +113,16 @@ def build_enhancer_architecture(name: str) -> nn.Module:
     return enhancer.to("meta").eval()
 
 
+def _uncountable_note(module_or_class: Any) -> str | None:
+    """The cost note of a module (or its class) whose work FlopCounterMode cannot see, else None."""
+    if getattr(module_or_class, "flops_countable", True):
+        return None
+    return getattr(module_or_class, "cost_note", "") or "not countable: not a torch computation"
+
+
 def _measure(name: str, kind: str, module: nn.Module, resolutions: Sequence[str]) -> list[FlopCount]:
     params = count_params(module)
-    if not getattr(module, "flops_countable", True):  # e.g. a per-image OpenCV/scikit-image enhancer
-        note = getattr(module, "cost_note", "") or "not countable: not a torch computation"
+    if (note := _uncountable_note(module)) is not None:  # e.g. a per-image OpenCV/scikit-image enhancer
         return [FlopCount(name, kind, r, float("nan"), float("nan"), params, note) for r in resolutions]
     rows = []
     for resolution in resolutions:
@@ -128,24 +135,35 @@ def _measure(name: str, kind: str, module: nn.Module, resolutions: Sequence[str]
     return rows
 
 
+def default_flops_models() -> list[str]:
+    """Every registered model and the models of optional extras whose weights package is not installed (their
+    architecture is known; counting needs no weights)."""
+    from .models import list_models
+    from .models.extras import EXTRA_MODELS
+
+    return sorted({*list_models(), *EXTRA_MODELS})
+
+
 def flops_table(enhancers: Iterable[str] | None = None, models: Iterable[str] | None = None,
                 resolutions: Sequence[str] = tuple(RESOLUTIONS)) -> pd.DataFrame:
-    """FLOPs, MACs and parameters of enhancers and models (default: every registered one) at each resolution.
+    """FLOPs, MACs and parameters of enhancers and models at each resolution (default: every registered enhancer
+    and :func:`default_flops_models`).
 
-    A module that cannot be built gets NaN counts and a ``note``.
+    A module that cannot be built gets NaN counts and a ``note`` (a per-image library enhancer whose optional
+    package is missing gets its usual cost note: its FLOPs are not countable either way).
     """
-    from .enhancers import list_enhancers
-    from .models import list_models
+    from .enhancers import ENHANCERS, list_enhancers
 
     jobs = [(n, "enhancer", build_enhancer_architecture) for n in (list_enhancers() if enhancers is None
                                                                    else enhancers)]
-    jobs += [(n, "model", build_model_architecture) for n in (list_models() if models is None else models)]
+    jobs += [(n, "model", build_model_architecture) for n in (default_flops_models() if models is None else models)]
     rows: list[FlopCount] = []
     for name, kind, build in jobs:
         try:
             module = build(name)
         except Exception as exc:
-            note = f"not built: {type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
+            note = (_uncountable_note(ENHANCERS.get(name)) if kind == "enhancer" and name in ENHANCERS else None) \
+                or f"not built: {type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
             rows += [FlopCount(name, kind, r, float("nan"), float("nan"), 0, note) for r in resolutions]
             continue
         rows += _measure(name, kind, module, resolutions)

@@ -18,7 +18,7 @@ from torch import nn
 from robustbench_sympie import aggregate as agg
 from robustbench_sympie import publish
 from robustbench_sympie.cli.publish_leaderboard import main
-from robustbench_sympie.flops import count_flops, flops_table, overhead_table, sympie_breakdown
+from robustbench_sympie.flops import count_flops, default_flops_models, flops_table, overhead_table, sympie_breakdown
 from robustbench_sympie.results import RESULT_COLUMNS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -171,6 +171,25 @@ def test_flops_table_overheads_and_cli(tmp_path: Path):
     text = (tmp_path / "flops.md").read_text()
     assert "one multiply-add = 2 FLOPs" in text and "2GFLOPs" in text and "resnet18" in text
     assert main(["--flops", "--flops-models", "resnet5O", "--out", str(tmp_path)]) == 2
+
+
+def test_flops_table_does_not_depend_on_installed_extras(monkeypatch):
+    """Optional extras' models are counted without their weights; a per-image library enhancer whose package is
+    missing keeps its cost note (so the published table is the same whatever is installed)."""
+    import baselines.classical
+
+    assert {"efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite0", "resnet50"} <= set(default_flops_models())
+    lite1 = flops_table(enhancers=[], models=["efficientnet_lite1"], resolutions=("224x224",)).iloc[0]
+    assert lite1.params == 5_416_680 and lite1.gflops == pytest.approx(1.00, abs=0.01)
+
+    def missing_bm3d(self, sigma=None):
+        raise baselines.classical.MissingExtraError("enhancer 'bm3d_denoise' needs the optional 'bm3d' package")
+
+    monkeypatch.setattr(baselines.classical.BM3DDenoise, "__init__", missing_bm3d)
+    bm3d = flops_table(enhancers=["bm3d_denoise"], models=[], resolutions=("224x224",)).iloc[0]
+    assert bm3d.note == baselines.classical.BM3DDenoise.cost_note and bm3d.params == 0
+    assert flops_table(enhancers=["no_such_enhancer"], models=[], resolutions=("224x224",)).note.iloc[0] \
+        .startswith("not built: UnknownNameError")
 
 
 def test_meta_counting_builds_no_real_weights():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,3 +148,20 @@ def test_fidelity_top1_reproduces(fidelity, name: str, severity: int):
     top1 = [100.0 * fidelity.script.top1_flags(inputs.model, images, inputs.labels, inputs.device, 64).mean()
             for images in (reference, torch_out)]
     assert top1 == pytest.approx([row.top1_reference, row.top1_torch], abs=1e-9)
+
+
+# -- leaderboards/flops.csv --------------------------------------------------------------------------------------------
+
+
+def test_flops_table_reproduces(tmp_path: Path):
+    """``publish_leaderboard --flops`` gives the published FLOPs, MACs and parameters of every registered module
+    (run as the command, in its own process: the tests' registered stand-ins are not part of the table)."""
+    subprocess.run(["publish_leaderboard", "--flops", "--out", str(tmp_path)], check=True, capture_output=True)
+    key = ["name", "resolution"]
+    fresh = pd.read_csv(tmp_path / "flops.csv").set_index(key).sort_index()
+    published = pd.read_csv(LEADERBOARDS / "flops.csv").set_index(key).sort_index()
+    assert fresh.index.equals(published.index), "registered modules differ from leaderboards/flops.csv: re-publish"
+    pd.testing.assert_frame_equal(fresh[["kind", "params"]], published[["kind", "params"]])
+    np.testing.assert_allclose(fresh[["gflops", "gmacs"]], published[["gflops", "gmacs"]], rtol=1e-6)
+    overhead = pd.read_csv(LEADERBOARDS / "flops_overhead.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "flops_overhead.csv"), overhead, rtol=1e-6)
