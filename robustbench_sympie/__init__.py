@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "SuiteError": "robustbench_sympie.errors",
     "DataError": "robustbench_sympie.errors",
     "WeightsNotFoundError": "robustbench_sympie.errors",
+    "WeightsFormatError": "robustbench_sympie.errors",
+    "MissingExtraError": "robustbench_sympie.errors",
     "UnknownNameError": "robustbench_sympie.registry",
     "RegistryError": "robustbench_sympie.registry",
     "load_results": "robustbench_sympie.aggregate",

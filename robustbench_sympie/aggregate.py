@@ -196,10 +196,16 @@ def deduplicate(frame: pd.DataFrame, on_conflict: str = "error") -> LoadedResult
     return LoadedResults(kept.reset_index(drop=True), duplicates.reset_index(drop=True))
 
 
-def load_results(paths: Iterable[str | os.PathLike], on_conflict: str = "error") -> LoadedResults:
-    """Read, concatenate and deduplicate results files (see :func:`deduplicate`)."""
+def load_results(paths: str | os.PathLike | Iterable[str | os.PathLike], on_conflict: str = "error"
+                 ) -> LoadedResults:
+    """Read, concatenate and deduplicate results files (see :func:`deduplicate`). ``paths`` is one path or
+    several; a run folder stands for its ``results.csv``."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     frames: list[tuple[str, pd.DataFrame]] = []
     for path in paths:
+        if Path(path).is_dir():
+            path = Path(path) / "results.csv"
         if not Path(path).is_file():
             raise DataError(f"results file {os.fspath(path)} does not exist")
         frames.append((os.fspath(path), read_results(path)))

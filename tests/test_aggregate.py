@@ -128,9 +128,18 @@ def test_conflicting_duplicates_raise_unless_a_copy_is_chosen():
         agg.deduplicate(other_config)
 
 
+def test_one_path_or_a_run_folder_loads_like_a_list(tmp_path: Path):
+    make_results([("identity", "m", "fog", 3, 10, 6)]).to_csv(tmp_path / "results.csv", index=False)
+    for one in (str(tmp_path), tmp_path, str(tmp_path / "results.csv")):
+        assert agg.load_results(one).frame["n_correct_top1"].tolist() == [6]
+
+
 def test_bad_input_files_give_clear_errors(tmp_path: Path):
     with pytest.raises(DataError, match="does not exist"):
         agg.load_results([tmp_path / "missing.csv"])
+    with pytest.raises(DataError, match=r"empty.results\.csv does not exist"):
+        (tmp_path / "empty").mkdir()
+        agg.load_results(tmp_path / "empty")
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="lacks the results columns"):
         agg.load_results([tmp_path / "bad.csv"])

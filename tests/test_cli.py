@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from robustbench_sympie.cli.run_suite import main, parse_severities
+from robustbench_sympie.cli.run_suite import build_parser, main, parse_severities
 
 
 def test_help_does_not_import_torch():
@@ -59,3 +61,13 @@ def test_end_to_end_on_real_images_with_efficientnet_lite0(few_images: Path, tmp
     assert (out / "summary.md").read_text().startswith("top-1 accuracy")
     assert main(argv) == 0  # rerun: resumes, nothing left to do
     assert len(pd.read_csv(out / "results.csv")) == 2
+
+
+@pytest.mark.parametrize("command", ["run_suite", "publish_leaderboard", "check_regression", "build_dataset",
+                                     "train_sympie"])
+def test_help_states_each_default_once(command: str):
+    parser = importlib.import_module(f"robustbench_sympie.cli.{command}").build_parser()
+    for action in parser._actions:
+        help_text = parser.formatter_class(parser.prog)._get_help_string(action) or ""
+        assert help_text.lower().count("default:") <= 1, f"{command} {action.option_strings}: {help_text}"
+    assert "(default: 256)" in build_parser().format_help()  # a flag that does not say it gets argparse's note

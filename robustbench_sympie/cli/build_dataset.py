@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from . import DefaultsHelpFormatter
 from .quiet_pipe import quiet_broken_pipe
 from .run_suite import parse_severities
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render a corruption suite from clean ImageNet-style images to ROOT/<corruption>/<severity>/"
         "<wnid>/<file> (ImageNet-C-Mixed: ROOT/mixed_<k>/<wnid>/<file>), JPEG quality 85 as published, with a "
         "manifest for verification. Rerunning the same command resumes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("name", choices=sorted(SUITES), help="the suite to render")
     p.add_argument("--out", required=True, metavar="ROOT", help="output folder (created; resumed if it exists)")

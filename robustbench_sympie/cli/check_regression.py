@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import DefaultsHelpFormatter
 from .quiet_pipe import quiet_broken_pipe
 
 
@@ -14,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="check_regression",
         description="Compare a fresh results table with a golden one cell by cell. Exit 0 when no cell dropped, "
         "1 on a regression, 2 on an error (unreadable file, or a cell missing on either side).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("new", help="results.csv of the run under test")
     p.add_argument("--baseline", required=True, help="golden results.csv to compare with")

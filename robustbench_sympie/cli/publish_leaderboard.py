@@ -10,6 +10,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from . import DefaultsHelpFormatter
 from .quiet_pipe import quiet_broken_pipe
 
 #: default output folder: a folder of its own, never the repository's tracked leaderboards/
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "are detected and counted once) and write markdown leaderboards, CSVs of every number and heatmaps of "
         "enhancer minus identity. With --flops, also (re)compute the FLOPs leaderboard of every registered "
         "enhancer and model.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("results", nargs="*", metavar="RESULTS", help="results.csv files written by run_suite")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import DefaultsHelpFormatter
 from .quiet_pipe import quiet_broken_pipe
 
 #: what runs when no data argument is given: the embedded demo images, a handful of corruptions
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="run_suite",
         description="Evaluate input enhancers x downstream models on corrupted images (ImageNet-C style). "
         "With no data argument it runs the main job on the demo images embedded in the package.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--list", action="store_true", help="list registered enhancers, models, datasets and "
                    "corruptions, then exit")

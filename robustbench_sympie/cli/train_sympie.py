@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..training.config import CLI_GROUPS, TrainConfig
+from . import DefaultsHelpFormatter
 from .quiet_pipe import quiet_broken_pipe
 
 PROG = "train_sympie"
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train SyMPIE (Algorithm 1 of Barbato et al., MMSys 2024) for a frozen downstream classifier: "
         "clean images are randomly cropped and corrupted on the fly (one corruption of the pool per image, "
         "severity uniform in 0..5), the enhancer is trained with the two-pass EMA-teacher loss.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--task", choices=("classification", "segmentation"), default="classification",
                    help="segmentation: --model is a frozen Cityscapes segmenter (NAME:weights=PATH), --data-root the "
