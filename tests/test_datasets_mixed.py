@@ -8,12 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from robustbench_sympie.datasets import Cell, create_dataset
 from robustbench_sympie.datasets.mixed import ChainSampler, MixedSuite, apply_chain, draw_chain
 from robustbench_sympie.datasets.render import ENTRIES, render
 from robustbench_sympie.datasets.rendered import RenderedDataset
+from robustbench_sympie.errors import SuiteError
 from robustbench_sympie.imageio import Preprocess, load_rgb
 
 SMALL = Preprocess(64, 64)
@@ -48,6 +50,20 @@ def test_on_the_fly_cells_break_results_down_by_number_of_corruptions(demo_root:
         assert len(dataset.cell_dataset(Cell(f"mixed_{k}", 0))) == n
     assert sum(ks.values()) == dataset.n_images == 12
     assert dataset.provenance()["max_corruptions"] == 3
+
+
+def test_an_explicit_torch_backend_is_refused_with_the_reason(demo_root: Path, tmp_path: Path):
+    kwargs = dict(corruptions="clean," + ",".join(POOL), severities=[3], seed=0, preprocess=SMALL, limit=2)
+    with pytest.raises(SuiteError, match="own chain of corruptions, which only the reference backend applies"):
+        create_dataset("imagenet-c-mixed", data_root=demo_root, corruption_backend="torch", **kwargs)
+    source = tmp_path / "clean"
+    source.mkdir()
+    for path in sorted(demo_root.iterdir())[:2]:
+        shutil.copy(path, source / path.name)
+    render(MixedSuite(ChainSampler(POOL, (3,), 3, 0), include_clean=True), source, tmp_path / "mixed", fmt="png",
+           preprocess=SMALL)
+    with pytest.raises(SuiteError, match="rendered ImageNet-C-Mixed set .* is read as stored"):
+        create_dataset("imagenet-c-mixed", data_root=tmp_path / "mixed", corruption_backend="torch", **kwargs)
 
 
 def test_rendered_mixed_manifest_matches_its_images(demo_root: Path, tmp_path: Path):

@@ -219,7 +219,7 @@ def test_readme_distributed_commands_parse():
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text[text.index("## Many GPUs and machines"):text.index("## Models")]
-    values = {"$(which run_suite)": "run_suite", "$SLURM_ARRAY_TASK_ID": "3", "$SLURM_ARRAY_TASK_COUNT": "8",
+    values = {"$SLURM_ARRAY_TASK_ID": "3", "$SLURM_ARRAY_TASK_COUNT": "8",
               "$SLURM_NNODES": "2", "$SLURM_JOB_ID": "42", "$head": "node1"}
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
@@ -235,7 +235,7 @@ def test_readme_distributed_commands_parse():
     for words in commands:
         if words[0] == "torchrun":
             launcher = get_args_parser().parse_args(words[1:])
-            assert launcher.training_script == "run_suite"
+            assert launcher.module and launcher.training_script == "robustbench_sympie.cli.run_suite"
             words = ["run_suite", *launcher.training_script_args]
         parser = build_parser() if words[0] == "run_suite" else publish_parser()
         parser.parse_args(words[1:])

@@ -223,15 +223,18 @@ def imagenet_c_mixed(
 
     root = Path(data_root).expanduser() if data_root is not None else demo_data_root()
     include_clean, pool = split_pool(corruptions)
-    require_reference(corruption_backend, "ImageNet-C-Mixed (a chain of corruptions per image)")
     folders = rendered_mixed_folders(root)
     if folders:  # a rendered set carries its own pool, severities and chains (see its manifest)
+        require_reference(corruption_backend, f"the rendered ImageNet-C-Mixed set {root}")
         if not include_clean:
             folders.pop(Cell(CLEAN, 0), None)
         return RenderedDataset(root, folders, [], (preprocess or Preprocess()).crop, limit, NAME)
     if looks_rendered(root):
         raise DataError(f"{root} holds a rendered corruption set, not clean images: ImageNet-C-Mixed is generated "
                         "from a clean folder or read from a root rendered by 'build_dataset imagenet-c-mixed'")
+    require_reference(corruption_backend, "ImageNet-C-Mixed on the fly",
+                      "gives each image its own chain of corruptions, which only the reference backend applies (in "
+                      "the DataLoader workers): use --corruption-backend reference or auto")
     sampler = ChainSampler(pool, tuple(severities), max_corruptions, seed)
     records = evenly_spaced(scan_image_folder(root), limit)
     return ImageNetCMixed(records, sampler, include_clean, preprocess or Preprocess(), root)
