@@ -206,3 +206,17 @@ def test_heatmap_grid_orders_severities_and_corruptions_whatever_the_row_order()
     grid = heatmap_grid(pd.DataFrame(rows, columns=["corruption", "severity", "delta_top1_pts"]))
     assert list(grid.columns) == [1, 3] and list(grid.index) == ["gaussian_noise", "contrast"]
     assert grid.loc["contrast", 1] == 3.0
+
+
+@pytest.mark.parametrize("folder", ["baselines_efficientnet_lite0", "suites_efficientnet_lite0"])
+def test_shipped_results_republish_every_table_identically(folder: str, tmp_path: Path):
+    """A published folder that ships its raw results is reproduced byte for byte from them by the current
+    aggregation code (every CSV and markdown table; README, results and heatmaps aside)."""
+    published = Path(__file__).resolve().parents[1] / "leaderboards" / folder
+    results = sorted(published.glob("results*.csv"))
+    assert main([*map(str, results), "--out", str(tmp_path)]) == 0
+    tables = sorted(p.name for p in published.iterdir()
+                    if p.suffix in (".csv", ".md") and p.name != "README.md" and not p.name.startswith("results"))
+    assert len(tables) >= 10
+    differ = [name for name in tables if (tmp_path / name).read_bytes() != (published / name).read_bytes()]
+    assert not differ, f"{folder}: re-publish with the command in leaderboards/README.md; differing: {differ}"
