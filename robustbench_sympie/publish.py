@@ -350,8 +350,8 @@ def readme(loaded: agg.LoadedResults, files: Sequence[Path], command: str) -> st
                   "see `duplicates.csv`." if len(loaded.duplicates) else "No duplicated cells.")
     listing = "\n".join(f"- `{p.name}`" for p in files)
     return (f"# Leaderboard\n\nProduced by:\n\n```\n{command}\n```\n\nInputs:\n\n{inputs}\n\n{duplicates}\n\n"
-            f"Files:\n\n{listing}\n- `README.md`\n\nUnits: `top1`/`top5` fractions in the long CSVs, `*_pct` and "
-            "`mCE` in %, `*_pts` in percentage points.")
+            f"Files:\n\n{listing}\n- `README.md`\n\nUnits: `top1`/`top5` and `miou`/`pixel_acc` fractions in the long "
+            "CSVs, `*_pct` and `mCE` in %, `*_pts` in percentage points.")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -422,6 +422,8 @@ def test_command_lines_end_to_end(cityscapes_root, tmp_path: Path) -> None:
     assert publish_leaderboard.main([str(out / "results.csv"), "--out", str(tmp_path / "board")]) == 0
     text = (tmp_path / "board/segmentation.md").read_text()
     assert "gaussian_noise" in text and "mIoU per corruption x severity" in text
+    readme = (tmp_path / "board/README.md").read_text()  # every published folder says how it was made
+    assert "publish_leaderboard" in readme and "- `segmentation.md`" in readme and "miou" in readme
 
 
 def test_per_image_records_and_paired_deltas(cityscapes_root, tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
 
     from robustbench_sympie.aggregate import ConflictingCellsError, load_results
     from robustbench_sympie.errors import DataError
-    from robustbench_sympie.publish import publish
+    from robustbench_sympie.publish import publish, readme
 
     try:
         loaded = load_results(args.results, on_conflict=args.on_duplicate)
@@ -131,6 +131,11 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
             classification = replace(loaded, frame=loaded.frame[~segmentation].reset_index(drop=True))
             paths += publish(classification, staging, command=command, baseline=args.baseline,
                              confidence=args.confidence, records=records)
+        if segmentation.any():  # the folder's README lists every file, the segmentation tables included
+            paths = [p for p in paths if p.name != "README.md"]
+            readme_path = Path(staging) / "README.md"
+            readme_path.write_text(readme(loaded, paths, command), encoding="utf-8")
+            paths.append(readme_path)
     print(f"wrote {len(paths)} files to {args.out}")
 
 
