@@ -90,6 +90,10 @@ def _cells(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 def compare_results(new: pd.DataFrame, golden: pd.DataFrame, *, tolerance_pts: float = DEFAULT_TOLERANCE_PTS,
                     alpha: float | None = None) -> RegressionReport:
     """Compare ``new`` with ``golden`` cell by cell (cells keyed by enhancer, model, dataset, corruption, severity)."""
+    if not 0 <= tolerance_pts < float("inf"):
+        raise ValueError(f"tolerance_pts must be a finite number of points >= 0, got {tolerance_pts}")
+    if alpha is not None and not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
     merged = _cells(golden, "the golden results").merge(
         _cells(new, "the new results"), on=list(KEY_COLUMNS), how="outer", suffixes=("_golden", "_new"),
         indicator=True)

@@ -40,7 +40,36 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path} lacks the results columns {missing}; expected {list(RESULT_COLUMNS)}")
+    check_counts(frame, path)
     return frame
+
+
+#: whole-number columns: required in every row, or (correct counts) optional but then between 0 and ``n``
+_REQUIRED_COUNTS: tuple[str, ...] = ("severity", "n")
+_CORRECT_COUNTS: tuple[str, ...] = ("n_correct_top1", "n_correct_top5")
+
+
+def check_counts(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Severities and image counts are whole numbers >= 0 and correct counts lie in ``0..n``; otherwise a
+    :class:`DataError` names the file, the row (line of the CSV), its cell and the column."""
+    n = pd.to_numeric(frame["n"], errors="coerce")
+    for column in (*_REQUIRED_COUNTS, *_CORRECT_COUNTS):
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = (values.isna() & raw.notna()) | (values < 0) | (values.notna() & (values != values.round()))
+        expected = "a whole number >= 0"
+        if column in _REQUIRED_COUNTS:
+            bad |= raw.isna()
+        else:
+            bad |= values > n
+            expected = "a whole number between 0 and the row's n"
+        if bad.any():
+            row = bad.to_numpy().argmax()
+            cell = "/".join(str(frame[c].iloc[row]) for c in KEY_COLUMNS)
+            value = raw.iloc[row]
+            shown = repr(value) if isinstance(value, str) else str(value)
+            raise DataError(f"{path}, line {row + 2} (cell {cell}), column {column}: expected {expected}, "
+                            f"got {shown}")
 
 
 def write_results_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -128,6 +128,20 @@ def test_conflicting_duplicates_raise_unless_a_copy_is_chosen():
         agg.deduplicate(other_config)
 
 
+@pytest.mark.parametrize("column,value,got", [
+    ("n_correct_top1", "abc", "'abc'"), ("n_correct_top1", 13, "13"), ("n_correct_top5", -1, "-1"),
+    ("severity", "x", "'x'"), ("n", None, "nan"), ("n", 2.5, "2.5"),
+])
+def test_impossible_counts_name_the_file_line_cell_and_column(tmp_path: Path, column, value, got):
+    frame = make_results([("identity", "m", "clean", 0, 10, 8), ("identity", "m", "fog", 3, 10, 6)])
+    frame[column] = frame[column].astype(object)
+    frame.loc[1, column] = value
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    where = r"bad.csv, line 3 \(cell identity/m/imagenet-c/fog/[^)]*\)"
+    with pytest.raises(DataError, match=f"{where}, column {column}: expected a whole number .*, got {got}$"):
+        agg.load_results(tmp_path / "bad.csv")
+
+
 def test_one_path_or_a_run_folder_loads_like_a_list(tmp_path: Path):
     make_results([("identity", "m", "fog", 3, 10, 6)]).to_csv(tmp_path / "results.csv", index=False)
     for one in (str(tmp_path), tmp_path, str(tmp_path / "results.csv")):

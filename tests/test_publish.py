@@ -128,6 +128,13 @@ def test_cli_publishes_merges_duplicates_and_reports_bad_files(tmp_path: Path, c
     assert "--on-duplicate" in capsys.readouterr().err
     assert main([str(results), str(conflicting), "--out", str(out), "--on-duplicate", "last"]) == 0
 
+    assert main([str(results), "--out", str(out), "--baseline", "identiy"]) == 2  # a typo, not an empty deltas.md
+    assert "Did you mean 'identity'?" in capsys.readouterr().err
+    impossible = tmp_path / "impossible.csv"
+    small_results().assign(n_correct_top1=lambda f: f["n"] + 1).to_csv(impossible, index=False)
+    assert main([str(impossible), "--out", str(out)]) == 2  # never published as a top-1 above 100 %
+    assert "between 0 and the row's n" in capsys.readouterr().err
+
 
 def test_help_does_not_import_heavy_modules():
     code = ("import sys; from robustbench_sympie.cli.publish_leaderboard import build_parser; "

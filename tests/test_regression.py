@@ -69,6 +69,17 @@ def test_binomial_option_needs_a_significant_drop(golden: pd.DataFrame):
     assert compare_results(worse, golden, tolerance_pts=3.0, alpha=0.01).passed
 
 
+@pytest.mark.parametrize("flags", [["--tolerance", "nan"], ["--tolerance", "-1"], ["--tolerance", "x"],
+                                   ["--alpha", "0"], ["--alpha", "2"]])
+def test_meaningless_tolerance_or_alpha_is_refused(golden: pd.DataFrame, tmp_path: Path, capsys, flags):
+    golden.to_csv(tmp_path / "golden.csv", index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        check_main([str(tmp_path / "golden.csv"), "--baseline", str(tmp_path / "golden.csv"), *flags])
+    assert exit_info.value.code == 2 and f"argument {flags[0]}: expected" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        compare_results(golden, golden, tolerance_pts=float("nan"))
+
+
 def test_missing_cells_are_an_error(golden: pd.DataFrame, tmp_path: Path, capsys):
     golden_path, new_path = tmp_path / "golden.csv", tmp_path / "new.csv"
     golden.to_csv(golden_path, index=False)

@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{MARKER} file listing its files, and overwrites only those) unless --force")
     p.add_argument("--force", action="store_true",
                    help="write into --out even when it holds files publish_leaderboard did not write")
-    p.add_argument("--baseline", default="identity", metavar="ENHANCER",
-                   help="enhancer the deltas are measured against")
+    p.add_argument("--baseline", default=None, metavar="ENHANCER",
+                   help="enhancer the deltas are measured against; one given here must have results "
+                   "(default: identity, when it has)")
     p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of the delta intervals")
     p.add_argument("--on-duplicate", choices=("error", "first", "last"), default="error",
                    help="what to do when a cell appears in several files with different numbers (identical "
@@ -96,6 +97,16 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
         loaded = load_results(args.results, on_conflict=args.on_duplicate)
     except ConflictingCellsError as exc:  # name the command-line flag, not the Python argument
         raise DataError(f"{exc.what}; pass --on-duplicate first|last to choose which copy counts") from None
+    if args.baseline is None:
+        args.baseline = "identity"
+    elif args.baseline not in set(loaded.frame["enhancer"]):
+        import difflib
+
+        present = sorted(set(loaded.frame["enhancer"]))
+        close = difflib.get_close_matches(args.baseline, present, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"--baseline {args.baseline!r} has no results in these files.{hint} Enhancers with "
+                        f"results: {', '.join(present)}")
     if len(loaded.duplicates):
         conflicts = int(loaded.duplicates["conflict"].sum())
         print(f"publish_leaderboard: {loaded.n_dropped} duplicated cell row(s) merged "
