@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,20 @@ def test_list_shows_every_registry(capsys):
 def test_severity_parsing():
     assert parse_severities("1-5") == [1, 2, 3, 4, 5]
     assert parse_severities("3,1") == [1, 3]
+    assert parse_severities("3,") == [3]
+    for text, message in (("3-1", "range '3-1' is empty: write it low-high, e.g. 1-3"), ("1-", "must look like"),
+                          ("", "names no severity"), ("6", "within 1..5"), ("a", "must look like")):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+            parse_severities(text)
+
+
+def test_negative_workers_are_refused_before_anything_runs(capsys, tmp_path: Path):
+    for command in ("run_suite", "build_dataset"):
+        parser = importlib.import_module(f"robustbench_sympie.cli.{command}").build_parser()
+        with pytest.raises(SystemExit):
+            parser.parse_args([*(["imagenet-c", "--source", "x", "--out", "y"] if command == "build_dataset" else []),
+                               "--workers", "-1"])
+        assert "argument --workers: expected an integer >= 0, got '-1'" in capsys.readouterr().err
 
 
 def test_bad_input_is_one_clear_line(capsys, tmp_path: Path):
@@ -71,3 +87,18 @@ def test_help_states_each_default_once(command: str):
         help_text = parser.formatter_class(parser.prog)._get_help_string(action) or ""
         assert help_text.lower().count("default:") <= 1, f"{command} {action.option_strings}: {help_text}"
     assert "(default: 256)" in build_parser().format_help()  # a flag that does not say it gets argparse's note
+
+
+def test_an_out_that_is_a_file_is_one_clear_line(few_images: Path, tmp_path: Path, capsys):
+    from robustbench_sympie.cli.build_dataset import main as build_dataset
+    from robustbench_sympie.cli.train_sympie import main as train_sympie
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("")
+    assert build_dataset(["imagenet-c", "--source", str(few_images), "--out", str(afile), "--corruptions", "clean",
+                          "--workers", "0", "--no-progress"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert train_sympie(["--data-root", str(few_images), "--out", str(afile), "--iterations", "1", "--workers", "0",
+                         "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err

@@ -42,6 +42,11 @@ def test_enhancer_specs_parse_names_and_typed_arguments():
                      EnhancerSpec("tv_denoise", {"weight": "0.2"})]
     with pytest.raises(SuiteError, match="names no enhancer"):
         parse_enhancer_specs(" , ")
+    with pytest.raises(SuiteError, match="expected NAME:key=value, got 'weight'"):  # never silently dropped
+        parse_enhancer_specs("tv_denoise:weight")
+    with pytest.raises(SuiteError, match="lists 'identity' twice"):  # never evaluated twice into one results file
+        parse_enhancer_specs("identity,sympie,identity")
+    assert len(parse_enhancer_specs("tv_denoise:weight=0.1,tv_denoise:weight=0.2")) == 2
     from robustbench_sympie.enhancers import ENHANCERS
     from robustbench_sympie.enhancers.spec import enhancer_kwargs
 

@@ -158,6 +158,14 @@ def test_resume_continues_exactly(records, tmp_path: Path) -> None:
     assert [r["step"] for r in log if r["kind"] == "train"] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("setting", ["lr", "grad_clip", "head_lr"])
+def test_nan_learning_rates_are_refused(tmp_path: Path, setting: str) -> None:
+    from robustbench_sympie.training.config import TrainingConfigError
+
+    with pytest.raises(TrainingConfigError, match="must be positive.*nan"):  # nan > 0 and nan <= 0 are both False
+        _config(tmp_path, **{setting: float("nan")}).validate()
+
+
 def test_resume_refuses_other_settings(records, tmp_path: Path) -> None:
     from robustbench_sympie.training.config import TrainingConfigError
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from . import DefaultsHelpFormatter
 from .quiet_pipe import quiet_broken_pipe
-from .run_suite import parse_severities
+from .run_suite import non_negative_int, parse_severities
 
 #: suite name -> default corruption list
 SUITES: dict[str, str] = {
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, metavar="N", help="render N images spread over the folder")
     p.add_argument("--resize", type=int, default=256, help="shorter side before the centre crop")
     p.add_argument("--crop", type=int, default=224, help="centre-crop size")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    p.add_argument("--workers", type=non_negative_int, default=os.cpu_count() or 1, help="worker processes")
     p.add_argument("--verify", action="store_true", help="re-hash the files of --out against its manifest and exit")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -108,6 +108,8 @@ def _build(args: argparse.Namespace) -> int:
 
     if not args.source:
         raise ValueError("--source CLEAN_DIR is required to render")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a file, not a folder: give a new folder (or one to resume)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     report = render(make_suite(args), args.source, args.out, fmt=args.format, workers=args.workers,
                     preprocess=Preprocess(args.resize, args.crop), limit=args.limit, progress=not args.no_progress)

@@ -24,15 +24,18 @@ FULL_SEVERITIES = "1-5"
 
 
 def parse_severities(text: str) -> list[int]:
-    """``"3"``, ``"1,3,5"`` or ``"1-5"`` -> list of ints."""
+    """``"3"``, ``"1,3,5"`` or ``"1-5"`` -> sorted list of ints in 1..5."""
     values: list[int] = []
-    try:
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            lo, _, hi = part.partition("-")
-            values.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"severities must look like 3, 1,3,5 or 1-5; got {text!r}") from None
-    if not values or any(v < 1 or v > 5 for v in values):
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if not re.fullmatch(r"\d+(-\d+)?", part):
+            raise argparse.ArgumentTypeError(f"severities must look like 3, 1,3,5 or 1-5; got {text!r}")
+        lo, _, hi = part.partition("-")
+        if hi and int(hi) < int(lo):
+            raise argparse.ArgumentTypeError(f"severity range {part!r} is empty: write it low-high, e.g. {hi}-{lo}")
+        values.extend(range(int(lo), int(hi or lo) + 1))
+    if not values:
+        raise argparse.ArgumentTypeError(f"names no severity: give e.g. 3, 1,3,5 or 1-5; got {text!r}")
+    if any(v < 1 or v > 5 for v in values):
         raise argparse.ArgumentTypeError(f"severities must be within 1..5; got {text!r}")
     return sorted(set(values))
 
@@ -57,6 +60,17 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (worker counts: 0 = the main process)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -110,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize", type=int, default=256, help="shorter side before the centre crop")
     p.add_argument("--crop", type=int, default=224, help="centre-crop size (ImageNet-C geometry: 256 -> 224)")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="images per batch")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    p.add_argument("--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1),
                    help="DataLoader worker processes (0 = load in the main process)")
     p.add_argument("--device", type=_device, default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--out", default=None, metavar="DIR",

@@ -47,14 +47,21 @@ def parse_enhancer_specs(text: str | list[str]) -> list[EnhancerSpec]:
             continue
         name, _, rest = item.partition(":")
         args: dict[str, str] = {}
-        for pair in filter(None, _ARG_SPLIT.split(":" + rest)[1:] if rest else []):
+        head, *pairs = _ARG_SPLIT.split(":" + rest) if rest else [""]
+        if head:  # text before the first key=value, e.g. 'tv_denoise:weight'
+            raise SuiteError(f"--enhancer {item!r}: expected NAME:key=value, got {head[1:]!r}")
+        for pair in filter(None, pairs):
             key, sep, value = pair.partition("=")
             if not sep or not key:
                 raise SuiteError(f"--enhancer {item!r}: expected NAME:key=value, got {pair!r}")
             if key in args:
                 raise SuiteError(f"--enhancer {item!r}: argument {key!r} given twice")
             args[key] = value
-        specs.append(EnhancerSpec(name.strip(), args))
+        spec = EnhancerSpec(name.strip(), args)
+        if spec in specs:
+            raise SuiteError(f"--enhancer {text if isinstance(text, str) else ','.join(text)!r} lists "
+                             f"{spec.label!r} twice")
+        specs.append(spec)
     if not specs:
         raise SuiteError(f"--enhancer {text!r} names no enhancer: give at least one, e.g. identity,sympie")
     return specs

@@ -205,7 +205,7 @@ class TrainConfig:
                       "workers": self.workers}.items() if v < 0]
         if not 0.0 <= self.ema_rate < 1.0:
             problems.append(f"ema_rate must be in [0, 1), got {self.ema_rate}")
-        if self.lr <= 0 or self.grad_clip <= 0:
+        if not (self.lr > 0 and self.grad_clip > 0):  # also refuses nan
             problems.append(f"lr and grad_clip must be positive, got {self.lr}, {self.grad_clip}")
         if self.bn_mode not in BN_MODES:
             problems.append(f"bn_mode must be one of {', '.join(BN_MODES)}, got {self.bn_mode!r}")
@@ -219,7 +219,7 @@ class TrainConfig:
             problems.append(f"bn_calibration_batches must be positive, got {self.bn_calibration_batches}")
         if self.warmup < 0 or self.warmup >= self.iterations:
             problems.append(f"warmup must be in [0, iterations), got {self.warmup}")
-        if any(v is not None and v <= 0 for v in (self.head_lr, self.bias_lr)):
+        if any(v is not None and not v > 0 for v in (self.head_lr, self.bias_lr)):
             problems.append(f"head_lr and bias_lr must be positive, got {self.head_lr}, {self.bias_lr}")
         if self.crop < 43 or self.resize < self.crop:
             problems.append(f"need resize >= crop >= 43 (the NEM's smallest input), got {self.resize}/{self.crop}")
@@ -227,5 +227,7 @@ class TrainConfig:
             problems.append(f"stop_after must be positive, got {self.stop_after}")
         if self.val_limit is not None and self.val_limit <= 0:
             problems.append(f"val_limit must be positive, got {self.val_limit}")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            problems.append(f"out {self.out} is a file, not a folder: give a new or existing folder")
         if problems:
             raise TrainingConfigError("; ".join(problems))
