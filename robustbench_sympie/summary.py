@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .aggregate import CLEAN, cell_table, label, mce
+from .image_set import label_image_sets
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -42,9 +43,10 @@ def format_summary(results: pd.DataFrame) -> str:
 
     if len(results) and is_segmentation(results).all():
         return format_segmentation_summary(results)
+    results = label_image_sets(results)  # an --out that holds several image sets shows them apart, as publishing does
     table = summary_table(results).reset_index()
-    n = results["n"].max() if len(results) else 0
+    low, high = (results["n"].min(), results["n"].max()) if len(results) else (0, 0)
     body = tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".1f")
-    text = f"top-1 accuracy (%), {n} images per cell\n\n{body}"
+    text = f"top-1 accuracy (%), {low if low == high else f'{low} to {high}'} images per cell\n\n{body}"
     mce_text = format_mce(results) if len(results) else ""
     return f"{text}\n\n{mce_text}" if mce_text else text

@@ -255,3 +255,14 @@ def test_vizwiz_breakdown_reads_the_flag_cells():
     table = agg.vizwiz_breakdown(make_results(cells, dataset="vizwiz")).set_index("quality_flag")
     assert table.loc["BLR", "top1"] == pytest.approx(0.25) and table.loc["DRK", "top1"] == pytest.approx(0.8)
     assert "all" not in table.index
+
+
+def test_run_summary_keeps_image_sets_apart_and_states_the_image_counts():
+    from robustbench_sympie.summary import format_summary
+
+    two = make_results([("identity", "m", "clean", 0, 2, 1)], image_set="aaaaaaaaaa")
+    three = make_results([("identity", "m", "contrast", 3, 3, 2)], image_set="bbbbbbbbbb")
+    text = format_summary(pd.concat([two, three], ignore_index=True))
+    assert text.startswith("top-1 accuracy (%), 2 to 3 images per cell")
+    assert "imagenet-c [images aaaaaaaaaa]" in text and "imagenet-c [images bbbbbbbbbb]" in text
+    assert format_summary(two).startswith("top-1 accuracy (%), 2 images per cell")

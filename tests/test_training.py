@@ -166,6 +166,32 @@ def test_nan_learning_rates_are_refused(tmp_path: Path, setting: str) -> None:
         _config(tmp_path, **{setting: float("nan")}).validate()
 
 
+def test_unreadable_images_are_skipped_not_fatal(records, tmp_path: Path, caplog) -> None:
+    """A truncated JPEG and a text file named .JPEG among the training and held-out images: each is skipped and
+    logged by path; training samples then show the next readable record, the same whatever the workers."""
+    import dataclasses
+    import logging
+
+    truncated, text = tmp_path / "n01440764_truncated.JPEG", tmp_path / "n01443537_text.JPEG"
+    truncated.write_bytes(records[0].path.read_bytes()[:2000])
+    text.write_text("not an image")
+    bad = [dataclasses.replace(records[0], path=truncated), dataclasses.replace(records[1], path=text)]
+    train_records = [bad[0], *records[2:5], bad[1]]
+    dataset = CorruptedTrainingSet(train_records, ["fog"], seed=0, geometry=RandomCrop(RESIZE, CROP))
+    with caplog.at_level(logging.WARNING, logger="robustbench_sympie.training.data"):
+        image, label = dataset[(0, 0)]  # record 0 is unreadable: the sample shows record 1, drawn as record 1's
+        assert label == train_records[1].label and image.shape == (3, CROP, CROP)
+        assert torch.equal(image, dataset[(0, 1)][0])
+        assert dataset[(1, 4)][1] == train_records[1].label  # the last one wraps around to the first readable
+        held_out = build_held_out([*records[10:12], bad[0]], ["fog"], seed=0, preprocess=Preprocess(RESIZE, CROP))
+    assert len(held_out) == 2 and held_out.image_ids == [r.image_id for r in records[10:12]]
+    logged = caplog.text
+    assert str(truncated) in logged and str(text) in logged and "held-out set: 1 unreadable" in logged
+    result = train(_config(tmp_path / "run", iterations=2), train_records=train_records,
+                   held_out_records=[*records[10:12], bad[1]])
+    assert result.finished
+
+
 def test_resume_refuses_other_settings(records, tmp_path: Path) -> None:
     from robustbench_sympie.training.config import TrainingConfigError
 

@@ -15,6 +15,7 @@ evaluation of a run, and every run with the same seed, sees the same pixels.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from ..corruptions import Corruption, get_corruption, sample_seed
 from ..errors import DataError
 from ..imageio import ImageRecord, Preprocess, load_rgb
 from .config import HELD_OUT_SEVERITIES, TRAIN_SEVERITIES
+
+log = logging.getLogger(__name__)
 
 # tags keeping the seed sequences of the different random streams apart
 _SAMPLE_TAG, _EPOCH_TAG = 1, 2
@@ -59,6 +62,15 @@ def _open(record: ImageRecord) -> Image.Image:
         return load_rgb(record.path)
     except OSError as exc:
         raise DataError(f"cannot read image {record.path}: {exc}") from None
+
+
+_SKIPPED: set[str] = set()  # unreadable images this process has reported
+
+
+def _log_skipped(path: object, exc: Exception) -> None:
+    if str(path) not in _SKIPPED:
+        _SKIPPED.add(str(path))
+        log.warning("skipping unreadable image %s (%s)", path, exc)
 
 
 @dataclass(frozen=True)
@@ -120,10 +132,25 @@ class CorruptedTrainingSet(Dataset):
         return len(self.records)
 
     def draw(self, number: int, index: int) -> tuple[np.ndarray, int, str, int]:
-        """Sample ``number`` of the stream: ``(pixels H x W x 3 uint8, label, corruption, severity)``."""
+        """Sample ``number`` of the stream: ``(pixels H x W x 3 uint8, label, corruption, severity)``.
+
+        An unreadable image is skipped (logged once per process): the sample shows the next readable record
+        instead, drawn as that record would be, so the stream stays the same whatever the workers.
+        """
+        for step in range(len(self.records)):
+            index_shown = (index + step) % len(self.records)
+            try:
+                image = _open(self.records[index_shown])
+            except DataError as exc:
+                _log_skipped(self.records[index_shown].path, exc)
+                continue
+            return self._corrupt(number, index_shown, image)
+        raise DataError(f"none of the {len(self.records)} training images can be read")
+
+    def _corrupt(self, number: int, index: int, image: Image.Image) -> tuple[np.ndarray, int, str, int]:
         record = self.records[index]
         rng = sample_rng(self.seed, number, index)
-        pixels = self.geometry(_open(record), rng)
+        pixels = self.geometry(image, rng)
         corruption = self.pool[int(rng.integers(len(self.pool)))]
         severity = int(self.severities[int(rng.integers(len(self.severities)))])
         if severity == 0:
@@ -212,13 +239,19 @@ class _HeldOutImages(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+        """``(clean, corrupted, label, readable)``; an unreadable image gives zeros and ``readable`` False."""
         record = self.records[position]
         corruption, severity = self.choices[position]
-        clean = self.preprocess(_open(record))
+        try:
+            clean = self.preprocess(_open(record))
+        except DataError as exc:
+            _log_skipped(record.path, exc)
+            empty = torch.zeros(3, self.preprocess.crop, self.preprocess.crop, dtype=torch.uint8)
+            return empty, empty, record.label, False
         seed = sample_seed(record.image_id, corruption, severity, self.seed)
         corrupted = _corruption(corruption)(clean, severity, seed)
-        return _chw(clean), _chw(corrupted), record.label
+        return _chw(clean), _chw(corrupted), record.label, True
 
 
 @dataclass
@@ -259,6 +292,14 @@ def build_held_out(
     choices = [held_out_choice(r.image_id, pool, severities, seed) for r in records]
     dataset = _HeldOutImages(records, choices, seed=seed, preprocess=preprocess)
     loader = DataLoader(dataset, batch_size=16, num_workers=workers, worker_init_fn=_worker_init if workers else None)
-    clean, corrupted, labels = (torch.cat(parts) for parts in zip(*loader, strict=True))
-    return HeldOutSet(clean, corrupted, labels, [r.image_id for r in records],
-                      [c for c, _ in choices], [s for _, s in choices])
+    clean, corrupted, labels, readable = (torch.cat(parts) for parts in zip(*loader, strict=True))
+    keep = readable.tolist()
+    if not any(keep):
+        raise DataError(f"none of the {len(records)} held-out images can be read")
+    if not all(keep):
+        skipped = [str(r.path) for r, ok in zip(records, keep, strict=True) if not ok]
+        log.warning("held-out set: %d unreadable image(s) skipped: %s", len(skipped), ", ".join(skipped))
+    return HeldOutSet(clean[readable], corrupted[readable], labels[readable],
+                      [r.image_id for r, ok in zip(records, keep, strict=True) if ok],
+                      [c for (c, _), ok in zip(choices, keep, strict=True) if ok],
+                      [s for (_, s), ok in zip(choices, keep, strict=True) if ok])
