@@ -128,6 +128,12 @@ def test_jpeg_render_is_close_deterministic_and_resumable(demo_root: Path, tmp_p
 
     with pytest.raises(DataError, match="rendered with settings"):
         render(GridSuite(("contrast",), (1,), seed=0), source, tmp_path / "a", preprocess=SMALL)
+    moved = tmp_path / "moved"  # the same images elsewhere resume; other images are refused, not mixed in
+    shutil.copytree(source, moved)
+    assert render(suite, moved, tmp_path / "a", preprocess=SMALL).written == 0
+    next(moved.iterdir()).unlink()
+    with pytest.raises(DataError, match="rendered from other source images"):
+        render(suite, moved, tmp_path / "a", preprocess=SMALL, limit=1)
     victim = next((tmp_path / "a" / "contrast" / "5").rglob("*.JPEG"))
     victim.write_bytes(victim.read_bytes()[:-10])
     assert [p for p in verify(tmp_path / "a") if "differs" in p] == [f"{victim}: content differs from the manifest"]

@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +33,7 @@ from PIL import Image
 from ..atomic import write_atomic
 from ..corruptions import get_corruption, sample_seed
 from ..errors import DataError
+from ..image_set import image_set_id
 from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
 from ..labels import imagenet_classes
 from .base import CLEAN
@@ -189,6 +191,10 @@ def _check_header(out: Path, header: dict[str, Any]) -> None:
         path.write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
         return
     recorded = json.loads(path.read_text(encoding="utf-8"))
+    if "source_images" in recorded and recorded["source_images"] != header["source_images"]:
+        raise DataError(f"{path}: {out} was rendered from other source images ({recorded.get('source')}, image set "
+                        f"{recorded['source_images']}) than {header['source']} ({header['source_images']}); "
+                        "choose another --out, or the same source to resume")
     for key in ("suite", "settings", "format", "jpeg_quality", "resize", "crop"):
         if recorded.get(key) != header.get(key):
             raise DataError(f"{path}: {out} was rendered with {key}={recorded.get(key)!r}, not {header.get(key)!r}; "
@@ -215,10 +221,12 @@ def render(suite: Suite, source: str | os.PathLike, out: str | os.PathLike, *, f
         raise DataError(f"image format must be one of {sorted(FORMATS)}, got {fmt!r}")
     preprocess = preprocess or Preprocess()
     source, out = Path(source).expanduser(), Path(out).expanduser()
-    records = evenly_spaced(scan_image_folder(source), limit)
+    source_records = scan_image_folder(source)
+    records = evenly_spaced(source_records, limit)
     header = {"suite": suite.name, "settings": suite.settings(), "format": fmt,
               "jpeg_quality": JPEG_QUALITY if fmt == "jpeg" else None, "resize": preprocess.resize,
               "crop": preprocess.crop, "source": str(source), "n_source_images": len(records),
+              "source_images": image_set_id(SimpleNamespace(records=source_records)),
               "versions": package_versions()}
     _check_header(out, header)
     done = {e["file"] for e in read_entries(out) if "file" in e}
