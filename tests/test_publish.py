@@ -134,6 +134,10 @@ def test_cli_publishes_merges_duplicates_and_reports_bad_files(tmp_path: Path, c
     small_results().assign(n_correct_top1=lambda f: f["n"] + 1).to_csv(impossible, index=False)
     assert main([str(impossible), "--out", str(out)]) == 2  # never published as a top-1 above 100 %
     assert "between 0 and the row's n" in capsys.readouterr().err
+    header_only = tmp_path / "header.csv"
+    small_results().iloc[:0].to_csv(header_only, index=False)
+    assert main([str(header_only), "--out", str(tmp_path / "empty")]) == 2
+    assert "no result rows to publish" in capsys.readouterr().err
 
 
 def test_help_does_not_import_heavy_modules():

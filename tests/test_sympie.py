@@ -188,6 +188,10 @@ def test_nonexistent_file_names_the_path(tmp_path: Path) -> None:
     path = tmp_path / "nope.pth"
     with pytest.raises(WeightsNotFoundError, match="nope.pth"):
         Sympie(weights=path)
+    with pytest.raises(WeightsNotFoundError, match="is a folder: give the weights file inside it"):
+        load_nem_state_dict(tmp_path)
+    with pytest.raises(WeightsNotFoundError, match="an empty path was given"):
+        load_nem_state_dict("")
 
 
 def test_safetensors_round_trip_with_sidecar(tmp_path: Path, released_checkpoint: tuple[Path, _RefNEM]) -> None:

@@ -97,6 +97,8 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
         loaded = load_results(args.results, on_conflict=args.on_duplicate)
     except ConflictingCellsError as exc:  # name the command-line flag, not the Python argument
         raise DataError(f"{exc.what}; pass --on-duplicate first|last to choose which copy counts") from None
+    if loaded.frame.empty:
+        raise DataError(f"{', '.join(map(str, args.results))}: no result rows to publish (only a header)")
     if args.baseline is None:
         args.baseline = "identity"
     elif args.baseline not in set(loaded.frame["enhancer"]):

@@ -181,7 +181,12 @@ def load_nem_state_dict(path: str | os.PathLike, nem: SympieNEM | None = None) -
     tolerated. Raises :class:`WeightsNotFoundError` for an absent file and :class:`DataError` for an unreadable
     one or one whose keys or shapes differ (the message names the file and lists the keys).
     """
+    if not str(path).strip():
+        raise WeightsNotFoundError("SyMPIE weights: an empty path was given (e.g. 'sympie:weights='); give a file")
     path = Path(path)
+    if path.is_dir():
+        raise WeightsNotFoundError(f"SyMPIE weights {path} is a folder: give the weights file inside it "
+                                   "(.safetensors, .pth or .pt)")
     if not path.is_file():
         raise WeightsNotFoundError(f"SyMPIE weights file not found: {path}")
     state = _unwrap_state_dict(load_state_dict(path, what="SyMPIE (a NEM state dict)"), path)
