@@ -34,6 +34,14 @@ def test_sampler_follows_the_released_recipe_and_is_deterministic():
     assert {s for i in range(50) for _, s in sampler.chain(f"{i}.JPEG")} == {2, 4}
 
 
+def test_sampler_parameters_that_cannot_draw_name_their_flag():
+    for kwargs, message in ((dict(pool=()), "--corruptions other than clean"),
+                            (dict(pool=POOL, max_corruptions=0), "--max-corruptions must be >= 1"),
+                            (dict(pool=POOL, severities=()), "--severities")):
+        with pytest.raises(ValueError, match=message):
+            ChainSampler(**kwargs)
+
+
 def test_apply_chain_is_deterministic_and_differs_by_seed():
     image = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
     chain = (("gaussian_noise", 3), ("darken", 2))

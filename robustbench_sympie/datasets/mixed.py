@@ -89,6 +89,15 @@ class ChainSampler:
     max_corruptions: int = DEFAULT_MAX_CORRUPTIONS
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.pool:
+            raise ValueError("ImageNet-C-Mixed draws its chains from the corruptions of --corruptions other than "
+                             "clean: name at least one (default: the 15 benchmark corruptions)")
+        if self.max_corruptions < 1:
+            raise ValueError(f"--max-corruptions must be >= 1 (corruptions per image), got {self.max_corruptions}")
+        if not self.severities:
+            raise ValueError("ImageNet-C-Mixed needs at least one severity in --severities")
+
     def seed_of(self, image_id: str) -> int:
         return chain_seed(image_id, self.seed, self.max_corruptions)
 
