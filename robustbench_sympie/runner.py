@@ -335,10 +335,11 @@ def check_finite_output(output: torch.Tensor, pair: Pair) -> None:
     finite = torch.isfinite(output)
     if not bool(finite.all()):
         bad = int((~finite).sum())
+        suspect = "its arguments" if pair.enhancer_weights in ("none", "", None) else "its weights and arguments"
         raise SuiteError(
             f"enhancer {pair.enhancer_name!r} with weights {pair.enhancer_weights!r} returned {bad} NaN/Inf value(s) "
             f"of {finite.numel()} on the first batch (model {pair.model_name!r}); expected finite images in [0, 1]: "
-            "check those weights"
+            f"check {suspect}"
         )
     pair.output_checked = True
 
