@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -21,17 +22,24 @@ COLUMN = "image_set"
 _LOCATION_KEYS = frozenset({"data_root", "missing_cells"})
 
 
+def _short_hash(blob: str) -> str:
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def image_ids_id(image_ids: Iterable[str]) -> str:
+    """A 10-hex-digit id of a set of image ids (order does not matter)."""
+    return _short_hash(json.dumps(sorted(image_ids)))
+
+
 def image_set_id(dataset: Any) -> str:
     """A 10-hex-digit id of the images ``dataset`` evaluates (ids of its records, else its data provenance)."""
     records = getattr(dataset, "records", None)
     ids = [getattr(r, "image_id", None) for r in records] if isinstance(records, list | tuple) else []
     if ids and all(isinstance(i, str) for i in ids):
-        blob = json.dumps(sorted(ids))
-    else:
-        provenance = dataset.provenance() if callable(getattr(dataset, "provenance", None)) else {}
-        blob = json.dumps({k: v for k, v in provenance.items() if k not in _LOCATION_KEYS}, sort_keys=True,
-                          default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return image_ids_id(ids)
+    provenance = dataset.provenance() if callable(getattr(dataset, "provenance", None)) else {}
+    return _short_hash(json.dumps({k: v for k, v in provenance.items() if k not in _LOCATION_KEYS}, sort_keys=True,
+                                  default=str))
 
 
 def label_image_sets(frame: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import DefaultsHelpFormatter
+from . import DefaultsHelpFormatter, open_unit_float
 from .quiet_pipe import quiet_broken_pipe
 
 
@@ -21,30 +21,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", required=True, help="golden results.csv to compare with")
     p.add_argument("--tolerance", type=_tolerance, default=3.0,
                    help="largest allowed drop of top-1, in percentage points (finite, >= 0)")
-    p.add_argument("--alpha", type=_alpha, default=None,
+    p.add_argument("--alpha", type=open_unit_float, default=None,
                    help="also require the drop to be significant (one-sided two-proportion test, p < ALPHA; "
                    "0 < ALPHA < 1)")
     return p
 
 
-def _number(text: str) -> float:
+def _tolerance(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _tolerance(text: str) -> float:
-    value = _number(text)
     if not 0 <= value < float("inf"):  # also refuses nan
         raise argparse.ArgumentTypeError(f"expected a finite number of points >= 0, got {text!r}")
-    return value
-
-
-def _alpha(text: str) -> float:
-    value = _number(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a significance level strictly between 0 and 1, got {text!r}")
     return value
 
 

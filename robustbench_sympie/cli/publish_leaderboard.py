@@ -10,23 +10,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from . import DefaultsHelpFormatter
+from . import DefaultsHelpFormatter, open_unit_float
 from .quiet_pipe import quiet_broken_pipe
 
 #: default output folder: a folder of its own, never the repository's tracked leaderboards/
 DEFAULT_OUT = "published_leaderboard"
 #: the file publish_leaderboard keeps in the folders it writes, listing the files it wrote
 MARKER = ".publish_leaderboard"
-
-
-def _confidence(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"confidence must be a number between 0 and 1, got {text!r}")
-    return value
 
 
 def _names(text: str) -> list[str]:
@@ -51,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None, metavar="ENHANCER",
                    help="enhancer the deltas are measured against; one given here must have results "
                    "(default: identity, when it has)")
-    p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level of the delta intervals")
+    p.add_argument("--confidence", type=open_unit_float, default=0.95, help="confidence level of the delta intervals")
     p.add_argument("--on-duplicate", choices=("error", "first", "last"), default="error",
                    help="what to do when a cell appears in several files with different numbers (identical "
                    "copies are always merged)")
@@ -102,13 +92,10 @@ def _publish_results(args: argparse.Namespace, command: str) -> None:
     if args.baseline is None:
         args.baseline = "identity"
     elif args.baseline not in set(loaded.frame["enhancer"]):
-        import difflib
+        from robustbench_sympie.registry import UnknownNameError
 
-        present = sorted(set(loaded.frame["enhancer"]))
-        close = difflib.get_close_matches(args.baseline, present, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise DataError(f"--baseline {args.baseline!r} has no results in these files.{hint} Enhancers with "
-                        f"results: {', '.join(present)}")
+        unknown = UnknownNameError("enhancer", args.baseline, set(loaded.frame["enhancer"]))
+        raise DataError(f"--baseline {args.baseline!r} has no results in these files: {unknown}")
     if len(loaded.duplicates):
         conflicts = int(loaded.duplicates["conflict"].sum())
         print(f"publish_leaderboard: {loaded.n_dropped} duplicated cell row(s) merged "

@@ -24,7 +24,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,7 +32,7 @@ from PIL import Image
 from ..atomic import write_atomic
 from ..corruptions import get_corruption, sample_seed
 from ..errors import DataError
-from ..image_set import image_set_id
+from ..image_set import image_ids_id
 from ..imageio import ImageRecord, Preprocess, evenly_spaced, load_rgb, scan_image_folder
 from ..labels import imagenet_classes
 from .base import CLEAN
@@ -226,7 +225,7 @@ def render(suite: Suite, source: str | os.PathLike, out: str | os.PathLike, *, f
     header = {"suite": suite.name, "settings": suite.settings(), "format": fmt,
               "jpeg_quality": JPEG_QUALITY if fmt == "jpeg" else None, "resize": preprocess.resize,
               "crop": preprocess.crop, "source": str(source), "n_source_images": len(records),
-              "source_images": image_set_id(SimpleNamespace(records=source_records)),
+              "source_images": image_ids_id(r.image_id for r in source_records),
               "versions": package_versions()}
     _check_header(out, header)
     done = {e["file"] for e in read_entries(out) if "file" in e}
